@@ -1,0 +1,1 @@
+"""Prefect @flow compositions: one module per documented flow."""

@@ -1,0 +1,136 @@
+"""``code_drop``: the seed's Code Drop Flow and CRC system as one Prefect flow.
+
+fetch -> register -> analyse (parallel analyzers + local LLM) -> confidence -> adapt
+(noa.yaml) -> assign sandbox -> land as a commit -> validate (isolated tests) -> feedback
+-> report. Every step is a task; the report is a markdown artifact plus
+``NOA_HOME/reports/<drop>.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from noa_core.analysis.interface import AnalyzerResult
+from noa_core.config import NoaSettings
+from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
+from tasks.analysis import ai_opinion_task, all_analyzers, analyze_task
+from tasks.intake import fetch_source_task, parse_source_task
+from tasks.reporting import FlowProgress, write_report_task
+from tasks.validation import validate_task
+from tasks.workspace import (
+    adapt_task,
+    assign_task,
+    confidence_task,
+    identify_project_task,
+    land_task,
+    new_drop_id,
+    record_outcome_task,
+    register_files_task,
+)
+
+STEPS = ["fetch", "register", "analyse", "confidence", "adapt", "assign", "land", "validate", "feedback", "report"]
+
+
+def _settings(home: str | None) -> NoaSettings:
+    settings = NoaSettings()
+    return settings.model_copy(update={"home": Path(home)}) if home else settings
+
+
+def _drop_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    source = str(flow_run.parameters.get("source", "drop"))
+    return "drop-" + source.rstrip("/").rsplit("/", 1)[-1][:60]
+
+
+@flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)
+def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True) -> dict[str, Any]:
+    """Drop SOURCE into the workspace: analyse, score, adapt, sandbox and validate it."""
+    logger = get_run_logger()
+    settings = _settings(home)
+    layout = settings.layout().ensure()
+    progress = FlowProgress(STEPS)
+    progress.start()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    spec = parse_source_task(source)
+    drop_id = new_drop_id(spec)
+    fetched = fetch_source_task(spec, layout.drops / drop_id / "src", settings.ingest, layout.drops / "cache")
+    timings["fetch"] = time.perf_counter() - t0
+    progress.step("fetch")
+    logger.info("fetched %s: %d files, %d bytes", source, fetched.files_total, fetched.bytes_total)
+
+    t = time.perf_counter()
+    identity = identify_project_task(settings, fetched)
+    stats = register_files_task(settings, drop_id, identity, fetched)
+    timings["register"] = time.perf_counter() - t
+    progress.step("register")
+
+    t = time.perf_counter()
+    analyzers = all_analyzers()
+    futures = {name: analyze_task.submit(name, a.version, fetched.tree, stats["tree_hash"], drop_id)
+               for name, a in analyzers.items()}
+    ai_future = ai_opinion_task.submit(fetched.tree, identity["project"], identity["is_update"],
+                                       futures["languages"], settings.llm_model_path,
+                                       settings.llm_max_tokens) if use_ai else None
+    raw_results = {name: f.result() for name, f in futures.items()}
+    results = {name: AnalyzerResult.from_dict(r) for name, r in raw_results.items()}
+    timings["analyse"] = time.perf_counter() - t
+    ai: dict[str, Any] = ai_future.result() if ai_future is not None else {
+        "name": "llm", "status": "skipped", "reason": "disabled with --no-ai", "data": {}}
+    timings["ai"] = float(ai.get("seconds", 0.0))
+    progress.step("analyse")
+
+    confidence = confidence_task(settings, results)
+    progress.step("confidence")
+    manifest, origin = adapt_task(fetched.tree, identity["project"], results, identity.get("version"))
+    progress.step("adapt")
+    assignment = assign_task(settings, confidence, ai.get("data", {}).get("opinion"), identity, manifest,
+                             sandbox)
+    progress.step("assign")
+    landed = land_task(settings, fetched, identity, assignment["sandbox"], drop_id, source)
+    progress.step("land")
+
+    t = time.perf_counter()
+    tests = validate_task(settings, landed["tree"], manifest, results, drop_id)
+    timings["validate"] = time.perf_counter() - t
+    progress.step("validate")
+    calibration_table = record_outcome_task(settings, drop_id, confidence, tests, identity, assignment, landed)
+    progress.step("feedback")
+
+    findings = [f for r in results.values() for f in r.as_dict()["findings"]]
+    languages = results["languages"].data.get("by_bytes", {}) if results["languages"].status != "skipped" else {}
+    build = results["build_system"].data if results["build_system"].status != "skipped" else {}
+    licence = results["licence"].data.get("spdx") if results["licence"].status == "ok" else None
+    deps = results["dependencies"].data if results["dependencies"].status != "skipped" else {}
+    analyzer_status = {name: AnalyzerStatus(status=r.status, reason=r.reason, seconds=r.seconds,
+                                            cached=raw_results[name].get("computed_by") != drop_id)
+                       for name, r in results.items()}
+    analyzer_status["llm"] = AnalyzerStatus(status=ai["status"], reason=ai.get("reason", ""),
+                                            seconds=float(ai.get("seconds", 0.0)))
+    timings["total"] = time.perf_counter() - t0
+    report = DropReport(
+        drop_id=drop_id, source=source, source_kind=spec.kind, project=identity["project"],
+        is_update=identity["is_update"], languages=dict(sorted(languages.items(), key=lambda kv: -kv[1])),
+        primary_language=results["languages"].data.get("primary"),
+        build_system=build.get("primary"),
+        dependencies={k: v for k, v in deps.items() if isinstance(v, list)},
+        tests=TestsSummary(**tests), licence=licence, findings=findings,
+        confidence=confidence["calibrated"],
+        confidence_detail=ConfidenceReport(raw=confidence["raw"], calibrated=confidence["calibrated"],
+                                           contributions=[Contribution(**c) for c in confidence["contributions"]],
+                                           calibration=calibration_table),
+        sandbox=assignment["sandbox"], sandbox_reason=assignment["reason"],
+        analyzers=analyzer_status, ai={"status": ai["status"], "reason": ai.get("reason", ""), **ai.get("data", {})},
+        manifest=manifest.model_dump(mode="json"), manifest_origin=origin,
+        commit=landed["commit"], branch=landed["branch"], files=stats["files"], bytes=stats["bytes"],
+        tree_hash=stats["tree_hash"], timings={k: round(v, 3) for k, v in timings.items()},
+    )
+    report = write_report_task(report, layout.reports)
+    progress.step("report")
+    return report.model_dump(mode="json")

@@ -1,0 +1,68 @@
+"""Adaptation: turn what the analyzers found into a ``noa.yaml`` (a source's own wins)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from noa_core.analysis.interface import AnalyzerResult
+from noa_core.manifest import MANIFEST_FILENAME, NoaManifest, dump_manifest, load_manifest
+
+_LANGUAGES = {"python": "python", "rust": "rust", "go": "go"}
+
+
+def project_slug(name: str) -> str:
+    """A project name that is safe as a directory and a manifest name."""
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-._+")
+    return (slug or "project")[:100]
+
+
+def source_manifest(tree: Path) -> NoaManifest | None:
+    """The drop's own ``noa.yaml``, validated (a bad one raises ManifestError: exit 2)."""
+    path = tree / MANIFEST_FILENAME
+    if path.is_symlink():
+        from noa_core.errors import ManifestError
+
+        raise ManifestError(f"{MANIFEST_FILENAME}: must be a regular file, not a symlink")
+    return load_manifest(path) if path.is_file() else None
+
+
+def _data(results: Mapping[str, AnalyzerResult], name: str) -> dict[str, Any]:
+    result = results.get(name)
+    return dict(result.data) if result is not None and result.status != "skipped" else {}
+
+
+def generate_manifest(project: str, results: Mapping[str, AnalyzerResult], version: str | None = None) -> NoaManifest:
+    languages = _data(results, "languages")
+    primary = str(languages.get("primary") or "").lower()
+    language = _LANGUAGES.get(primary, "other")
+    tests = _data(results, "tests")
+    command = tests.get("command")
+    pythonpath: list[str] = []
+    for suite in tests.get("suites", []):
+        pp = suite.get("pythonpath")
+        if isinstance(pp, str) and pp not in pythonpath:
+            pythonpath.append(pp)
+        elif isinstance(pp, list):
+            pythonpath += [p for p in pp if p not in pythonpath]
+    build = _data(results, "build_system")
+    build_cmd = build.get("build_command")
+    doc: dict[str, Any] = {"name": project_slug(project), "language": language,
+                           "test": {"command": list(command) if command else None, "pythonpath": pythonpath},
+                           "build": {"command": list(build_cmd) if isinstance(build_cmd, list) and build_cmd else None}}
+    if version:
+        doc["version"] = str(version)[:100]
+    return NoaManifest.model_validate(doc)
+
+
+def adapt(tree: Path, project: str, results: Mapping[str, AnalyzerResult],
+          version: str | None = None) -> tuple[NoaManifest, str]:
+    """Return (manifest, origin) and make sure ``tree/noa.yaml`` holds it."""
+    existing = source_manifest(tree)
+    if existing is not None:
+        return existing, "source"
+    manifest = generate_manifest(project, results, version)
+    (tree / MANIFEST_FILENAME).write_text("# written by NOA ARK OS from its analysis; edit freely\n" + dump_manifest(manifest))
+    return manifest, "generated"

@@ -1,0 +1,1 @@
+"""Analyzers: one module per analyzer behind the port in :mod:`.interface`."""

@@ -1,0 +1,1 @@
+"""The ``noa`` command (Typer + Rich)."""

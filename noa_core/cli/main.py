@@ -1,0 +1,176 @@
+"""``noa``: the command line face of NOA ARK OS.
+
+stdout carries results only (one JSON document with ``--json``); progress, logs and
+errors go to stderr. Exit codes: 0 done, 1 ran and said no, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from noa_core.config import NoaSettings
+from noa_core.errors import NoaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="NOA ARK OS: drop in a codebase, take it to production.")
+prefect_app = typer.Typer(no_args_is_help=True, help="The embedded Prefect server of NOA_HOME.")
+app.add_typer(prefect_app, name="prefect")
+
+HomeOption = Annotated[Optional[Path], typer.Option("--home", envvar="NOA_HOME",
+                                                    help="NOA_HOME (default ./.noa)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+
+
+def _settings(home: Path | None) -> NoaSettings:
+    settings = NoaSettings()
+    if home is not None:
+        settings = settings.model_copy(update={"home": home})
+    return settings
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _fail(exc: NoaError) -> typer.Exit:
+    _err().print(f"noa: error: {exc.one_line()}", markup=False, highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def _print_drop_summary(report: dict, console: Console) -> None:
+    table = Table(title=f"code drop {report['drop_id']}", show_header=False)
+    t = report["tests"]
+    rows = [
+        ("project", f"{report['project']}{' (update)' if report.get('is_update') else ''}"),
+        ("languages", ", ".join(f"{k} {v:,} B" for k, v in list(report["languages"].items())[:4])),
+        ("build", str(report.get("build_system"))),
+        ("licence", str(report.get("licence"))),
+        ("tests", f"{t['status']}: {t['passed']} passed, {t['failed']} failed, {t['errors']} errors"
+                  + (f", {t['subtests_passed']} subtests passed" if t.get("subtests_passed") else "")),
+        ("findings", str(len(report["findings"]))),
+        ("confidence", f"{report['confidence']:.2f}"),
+        ("sandbox", f"{report['sandbox']} - {report['sandbox_reason']}"),
+        ("commit", report["commit"][:12]),
+        ("report", str(report.get("report_path"))),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    skipped = {k: v for k, v in report["analyzers"].items() if v["status"] != "ok"}
+    for name, info in skipped.items():
+        console.print(f"[yellow]{name}: {info['status']}[/yellow] - {info['reason']}")
+
+
+def _drop_exit_code(report: dict) -> int:
+    return 1 if report["tests"]["status"] in ("failed", "error", "timeout") else 0
+
+
+@app.command()
+def drop(
+    source: Annotated[str, typer.Argument(help="directory, git URL, .tar.gz/.zip, or pypi:NAME==VERSION")],
+    sandbox: Annotated[str, typer.Option(help="A, B, C or auto")] = "auto",
+    as_json: JsonOption = False,
+    home: HomeOption = None,
+    no_ai: Annotated[bool, typer.Option("--no-ai", help="skip the local LLM opinion")] = False,
+) -> None:
+    """Fetch SOURCE, analyse it, score it, land it in a sandbox and validate it."""
+    settings = _settings(home)
+    console = _err()
+    if sandbox.upper() not in ("A", "B", "C", "AUTO"):
+        raise _bad(f"--sandbox must be A, B, C or auto, not {sandbox!r}")
+    try:
+        from noa_core.cli.connect import connect_prefect
+
+        connect_prefect(settings, console)
+        from flows.code_drop import code_drop
+        from flows.runtime import run_in_process
+
+        with console.status(f"code drop: {source}"):
+            report = run_in_process(code_drop, source=source, sandbox=sandbox.upper(),
+                                    home=str(settings.home), use_ai=not no_ai)
+    except NoaError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, sort_keys=False))
+    else:
+        _print_drop_summary(report, Console())
+    raise typer.Exit(_drop_exit_code(report))
+
+
+def _bad(message: str) -> typer.Exit:
+    _err().print(f"noa: error: {message}", markup=False, highlight=False)
+    return typer.Exit(2)
+
+
+def example_service_path() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "examples" / "hello-service"
+        if (candidate / "noa.yaml").is_file():
+            return candidate
+    raise NoaError("the bundled example service (examples/hello-service) is not present in this installation")
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+    no_ai: Annotated[bool, typer.Option("--no-ai", help="skip the local LLM opinion")] = False,
+) -> None:
+    """Run the main job on the bundled example service (embedded defaults, no set-up)."""
+    try:
+        example = example_service_path()
+    except NoaError as exc:
+        raise _fail(exc) from None
+    _err().print(f"[bold]NOA demo[/bold]: dropping the bundled example service {example}")
+    drop(source=str(example), sandbox="auto", as_json=as_json, home=home, no_ai=no_ai)
+
+
+@prefect_app.command("status")
+def prefect_status(home: HomeOption = None) -> None:
+    """Say whether the embedded Prefect server runs, and where its UI is."""
+    from noa_core.orchestration.prefect_server import EmbeddedPrefectServer
+
+    settings = _settings(home)
+    found = EmbeddedPrefectServer(settings.layout().prefect, settings.prefect_port).running()
+    if found is None:
+        typer.echo("not running")
+        raise typer.Exit(1)
+    typer.echo(f"running: pid {found.pid}, UI {found.ui_url}, API {found.api_url}")
+
+
+@prefect_app.command("start")
+def prefect_start(home: HomeOption = None) -> None:
+    """Start (or reuse) the embedded Prefect server and print its UI address."""
+    from noa_core.orchestration.prefect_server import EmbeddedPrefectServer
+
+    settings = _settings(home)
+    settings.layout().ensure()
+    try:
+        with _err().status("starting Prefect server"):
+            found = EmbeddedPrefectServer(settings.layout().prefect, settings.prefect_port).ensure()
+    except NoaError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"running: pid {found.pid}, UI {found.ui_url}, API {found.api_url}")
+
+
+@prefect_app.command("stop")
+def prefect_stop(home: HomeOption = None) -> None:
+    """Stop the embedded Prefect server of NOA_HOME."""
+    from noa_core.orchestration.prefect_server import EmbeddedPrefectServer
+
+    settings = _settings(home)
+    stopped = EmbeddedPrefectServer(settings.layout().prefect, settings.prefect_port).stop()
+    typer.echo("stopped" if stopped else "was not running")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    app()

@@ -1,0 +1,1 @@
+"""Running the embedded Prefect server (as a subprocess; no Prefect import here)."""

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install NOA ARK OS and everything its tests need, from nothing, into ./.venv.
+# Idempotent: a second run only checks. Used by `make demo`, `make test` and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+WHEELS=${NOA_WHEEL_CACHE:-$HOME/.cache/noa-wheels}
+LLAMA=llama-cpp-python==0.3.36
+STAMP=.venv/.noa-installed
+
+# System tools: bubblewrap isolates dropped code (unshare is the fallback), git is the workspace.
+need_apt=()
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: apt-get install ${need_apt[*]}" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "bootstrap: please install ${need_apt[*]} (not root, cannot apt-get)" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
+  exit 0
+fi
+.venv/bin/pip install -q --upgrade pip wheel
+
+# llama-cpp-python has no wheel on PyPI: it compiles for ~10 minutes on 2 cores.
+# Build it once into a wheel cache that later installs (and CI runs) reuse.
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+  echo "bootstrap: building $LLAMA once into $WHEELS (about 10 minutes on 2 cores)" >&2
+  CMAKE_BUILD_PARALLEL_LEVEL=2 .venv/bin/pip wheel -q --no-deps -w "$WHEELS" "$LLAMA"
+fi
+.venv/bin/pip install -q --find-links "$WHEELS" -e '.[ai,test]'
+touch "$STAMP"
+echo "bootstrap: done (.venv)" >&2
