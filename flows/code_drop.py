@@ -8,6 +8,7 @@ fetch -> register -> analyse (parallel analyzers + local LLM) -> confidence -> a
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,11 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
 
     spec = parse_source_task(source)
     drop_id = new_drop_id(spec)
-    fetched = fetch_source_task(spec, layout.drops / drop_id / "src", settings.ingest, layout.drops / "cache")
+    try:
+        fetched = fetch_source_task(spec, layout.drops / drop_id / "src", settings.ingest, layout.drops / "cache")
+    except BaseException:
+        shutil.rmtree(layout.drops / drop_id, ignore_errors=True)  # a refused drop leaves nothing behind
+        raise
     timings["fetch"] = time.perf_counter() - t0
     progress.step("fetch")
     logger.info("fetched %s: %d files, %d bytes", source, fetched.files_total, fetched.bytes_total)
@@ -91,7 +96,7 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
     manifest, origin = adapt_task(fetched.tree, identity["project"], results, identity.get("version"))
     progress.step("adapt")
     assignment = assign_task(settings, confidence, ai.get("data", {}).get("opinion"), identity, manifest,
-                             sandbox)
+                             sandbox, fetched.tree)
     progress.step("assign")
     landed = land_task(settings, fetched, identity, assignment["sandbox"], drop_id, source)
     progress.step("land")
@@ -116,10 +121,10 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
     timings["total"] = time.perf_counter() - t0
     report = DropReport(
         drop_id=drop_id, source=source, source_kind=spec.kind, project=identity["project"],
-        is_update=identity["is_update"], languages=dict(sorted(languages.items(), key=lambda kv: -kv[1])),
+        is_update=landed["is_update"], languages=dict(sorted(languages.items(), key=lambda kv: -kv[1])),
         primary_language=results["languages"].data.get("primary"),
         build_system=build.get("primary"),
-        dependencies={k: v for k, v in deps.items() if isinstance(v, list)},
+        dependencies={k: v for k, v in deps.items() if k in ("python", "javascript", "rust", "go") and isinstance(v, list)},
         tests=TestsSummary(**tests), licence=licence, findings=findings,
         confidence=confidence["calibrated"],
         confidence_detail=ConfidenceReport(raw=confidence["raw"], calibrated=confidence["calibrated"],

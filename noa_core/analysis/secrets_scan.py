@@ -1,0 +1,148 @@
+"""Committed secrets, found with detect-secrets over every file of the tree.
+
+detect-secrets scans nothing outside a git repository unless told to, so the files
+come from our own walk (all regular files, vendored ones included; no symlinks, no
+``.git``) and go to its per-file API in child processes (``_secrets_worker.py``),
+split by size over the CPUs and killed at the time limit. Files a worker did not reach
+in time are listed and make the result ``unknown``.
+
+Findings carry the secret type, path and line, never the value. A secret on a line
+marked ``pragma: allowlist secret`` is still reported (a received tree may hide one
+that way), at medium severity instead of high.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from noa_core.analysis import _fs, _proc
+from noa_core.analysis.interface import AnalyzerResult, Finding
+
+WORKER = Path(__file__).with_name("_secrets_worker.py")
+MAX_FILE_BYTES = 8 * 1024 * 1024
+BYTES_PER_WORKER = 64 * 1024
+HEAD_BYTES = 8192
+MAX_FINDINGS = 500
+
+
+def _detect_secrets_available() -> bool:
+    return importlib.util.find_spec("detect_secrets") is not None
+
+
+class SecretsAnalyzer:
+    name = "secrets"
+    version = "1"
+
+    def __init__(self, *, timeout: float = 120.0, workers: int | None = None) -> None:
+        self.timeout = timeout
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+
+    def analyze(self, tree: Path) -> AnalyzerResult:
+        if not _detect_secrets_available():
+            return AnalyzerResult(self.name, "skipped", reason="detect-secrets is not installed")
+        listing = _fs.walk(tree)
+        to_scan: list[tuple[str, int]] = []
+        too_large: list[str] = []
+        binary = 0
+        for f in listing.files:
+            if f.size > MAX_FILE_BYTES:
+                too_large.append(f.rel)
+                continue
+            try:
+                head = _fs.read_bytes(tree, f.rel, HEAD_BYTES)
+            except OSError:
+                continue
+            if _fs.is_binary(head):
+                binary += 1
+                continue
+            to_scan.append((f.rel, f.size))
+
+        records, not_reached, failed = self._scan(tree, to_scan)
+        findings: list[Finding] = []
+        by_type: dict[str, int] = {}
+        for rec in sorted(records, key=lambda r: r["file"]):
+            for hit in rec.get("secrets", []):
+                by_type[hit["type"]] = by_type.get(hit["type"], 0) + 1
+                if len(findings) >= MAX_FINDINGS:
+                    continue
+                allow = bool(hit.get("allowlisted"))
+                note = " (line is marked 'allowlist secret')" if allow else ""
+                findings.append(Finding(
+                    analyzer=self.name, rule=str(hit["type"]), severity="medium" if allow else "high",
+                    message=f"possible {hit['type']} committed in {rec['file']}{note}",
+                    path=rec["file"], line=int(hit["line"])))
+        data: dict[str, Any] = {
+            "files_scanned": len(records) - len(failed),
+            "files_total": len(listing.files),
+            "binary_skipped": binary,
+            "symlinks_skipped": listing.symlinks_skipped,
+            "secrets": sum(by_type.values()),
+            "by_type": by_type,
+            "high": sum(1 for f in findings if f.severity == "high"),
+            "findings_truncated": sum(by_type.values()) > len(findings),
+        }
+        unscanned = too_large + not_reached + failed
+        if unscanned:
+            data["not_scanned"] = unscanned[:200]
+            parts = []
+            if too_large:
+                parts.append(f"{len(too_large)} over {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+            if not_reached:
+                parts.append(f"{len(not_reached)} not reached within {self.timeout:.0f} s")
+            if failed:
+                parts.append(f"{len(failed)} failed in detect-secrets")
+            return AnalyzerResult(self.name, "unknown",
+                                  reason=f"{len(unscanned)} files not scanned: " + ", ".join(parts),
+                                  data=data, findings=tuple(findings))
+        return AnalyzerResult(self.name, "ok", data=data, findings=tuple(findings))
+
+    def _scan(self, tree: Path, files: list[tuple[str, int]]
+              ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+        """Scan in parallel workers. Returns (records, files not reached, files failed)."""
+        if not files:
+            return [], [], []
+        total = sum(size for _, size in files)
+        n = max(1, min(self.workers, -(-total // BYTES_PER_WORKER)))
+        chunks = _proc.chunks_by_size(files, n)
+        records: list[dict[str, Any]] = []
+        not_reached: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="noa-secrets-") as tmp:
+            scratch = Path(tmp)
+            running = []
+            for i, chunk in enumerate(chunks):
+                request = scratch / f"request-{i}.json"
+                results = scratch / f"results-{i}.jsonl"
+                request.write_text(json.dumps({"root": str(Path(tree).resolve()), "files": chunk}))
+                argv = _proc.python_argv(str(WORKER), str(request), str(results))
+                running.append((chunk, results, _proc.start(argv, scratch, tag=f"w{i}")))
+            deadline = time.monotonic() + self.timeout
+            for chunk, results, proc in running:
+                done = _proc.finish(proc, deadline)
+                got = _read_records(results)
+                records.extend(got)
+                seen = {r["file"] for r in got}
+                not_reached.extend(rel for rel in chunk if rel not in seen)
+                if done.returncode not in (0, None) and not got:
+                    raise RuntimeError(f"detect-secrets worker failed: {done.stderr_tail()}")
+        failed = [r["file"] for r in records if "error" in r]
+        return records, not_reached, failed
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the kill
+        if isinstance(rec, dict) and isinstance(rec.get("file"), str):
+            out.append(rec)
+    return out

@@ -1,0 +1,240 @@
+"""Run a dropped tree's test suite in isolation and count what the tool reports."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from noa_core.config import ExecLimits
+from noa_core.errors import BadInput
+from noa_core.isolation import ExecResult, make_work_copy, run_isolated
+from noa_core.validation.counts import (
+    NoSummaryLine,
+    TestCounts,
+    parse_cargo_test,
+    parse_go_test,
+    parse_pytest_summary,
+    parse_unittest,
+)
+
+__all__ = ["Outcome", "SuiteRun", "run_test_suite", "suggest_pythonpath"]
+
+Outcome = Literal["passed", "failed", "error", "no tests", "timeout"]
+Tool = Literal["pytest", "unittest", "cargo", "go", "unknown"]
+
+_PARSERS: dict[str, Callable[[str], TestCounts]] = {
+    "pytest": parse_pytest_summary,
+    "unittest": parse_unittest,
+    "cargo": parse_cargo_test,
+    "go": parse_go_test,
+}
+_PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
+_MAX_LOG_READ = 64 * 1024 * 1024
+
+
+def _pytest_major() -> int:
+    try:
+        return int(importlib.metadata.version("pytest").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return 0
+
+
+_PYTEST_MAJOR = _pytest_major()
+
+# pytest exit codes (pytest.ExitCode)
+_PYTEST_OK, _PYTEST_FAILED, _PYTEST_INTERRUPTED, _PYTEST_INTERNAL, _PYTEST_USAGE, _PYTEST_NO_TESTS = range(6)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One isolated run of a test suite."""
+
+    outcome: Outcome
+    counts: TestCounts | None  # None when the tool printed no closing line
+    returncode: int
+    seconds: float
+    isolation: str
+    log_path: Path  # stdout+stderr of the (last) run, outside the work copy
+    work_dir: Path
+    command: tuple[str, ...]  # as finally run
+    tool: str
+    retried_without_addopts: bool = False
+    timed_out: bool = False
+    killed_by: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def one_line(self) -> str:
+        counts = self.counts.summary_line if self.counts else "no summary line"
+        return f"{self.outcome}: {counts} ({self.tool}, exit {self.returncode}, {self.seconds:.1f}s, {self.isolation})"
+
+
+def suggest_pythonpath(tree: Path) -> list[str]:
+    """``["src"]`` for a src layout (a package or module directly under ``src/``), else ``[]``."""
+    src = Path(tree) / "src"
+    if src.is_dir() and not src.is_symlink():
+        for child in src.iterdir():
+            if (child / "__init__.py").is_file() or child.suffix == ".py":
+                return ["src"]
+    return []
+
+
+def _prepare(command: Sequence[str]) -> tuple[Tool, list[str]]:
+    if not command or not all(isinstance(c, str) and c for c in command):
+        raise BadInput("test command must be a non-empty list of strings")
+    argv = list(command)
+    head = os.path.basename(argv[0])
+    if head in ("pytest", "py.test"):
+        argv = [sys.executable, "-m", "pytest", *argv[1:]]
+    elif head in _PYTHON_NAMES:
+        argv[0] = sys.executable
+    tool: Tool = "unknown"
+    if argv[0] == sys.executable and len(argv) >= 3 and argv[1] == "-m":
+        if argv[2] == "pytest":
+            tool = "pytest"
+        elif argv[2] == "unittest":
+            tool = "unittest"
+    elif head == "cargo" and "test" in argv[1:]:
+        tool = "cargo"
+    elif head == "go" and "test" in argv[1:]:
+        tool = "go"
+    if tool == "pytest":
+        extra = [] if "no:cacheprovider" in argv else ["-p", "no:cacheprovider"]
+        if _PYTEST_MAJOR >= 9 and not any("verbosity_subtests" in a for a in argv):
+            # pytest 9 hides passed subtests from the summary at the default verbosity
+            # (it shows them with -q or -v): always have them counted, apart.
+            extra += ["-o", "verbosity_subtests=1"]
+        argv[3:3] = extra
+    return tool, argv
+
+
+def _relative_pythonpath(entries: Sequence[str], tree: Path) -> list[PurePosixPath]:
+    out = []
+    tree_abs = tree.resolve()
+    for entry in entries:
+        p = Path(entry)
+        if p.is_absolute():
+            try:
+                p = p.resolve().relative_to(tree_abs)
+            except ValueError:
+                raise BadInput(f"pythonpath entry {entry} is outside the tree") from None
+        rel = PurePosixPath(p.as_posix())
+        if ".." in rel.parts:
+            raise BadInput(f"pythonpath entry {entry} leaves the tree")
+        out.append(rel)
+    return out
+
+
+def _parse(tool: str, log: Path) -> TestCounts | None:
+    try:
+        size = log.stat().st_size
+        with open(log, "rb") as fh:
+            if size > _MAX_LOG_READ:
+                fh.seek(size - _MAX_LOG_READ)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    parsers = [_PARSERS[tool]] if tool in _PARSERS else [parse_pytest_summary, parse_unittest]
+    for parse in parsers:
+        try:
+            return parse(text)
+        except NoSummaryLine:
+            continue
+    return None
+
+
+def _outcome(tool: str, res: ExecResult, counts: TestCounts | None) -> Outcome:
+    if res.timed_out or res.killed_by == "SIGXCPU":
+        return "timeout"
+    rc = res.returncode
+    if tool == "pytest":
+        if rc == _PYTEST_OK:
+            return "passed"
+        if rc == _PYTEST_FAILED:
+            return "failed"
+        if rc == _PYTEST_NO_TESTS:
+            return "no tests"
+        return "error"  # interrupted (collection errors), internal error, usage error, killed
+    if counts is None:
+        return "passed" if rc == 0 else "error"
+    if counts.total == 0 and counts.subtests_passed == 0 and counts.subtests_failed == 0:
+        return "no tests" if rc == 0 else "error"
+    if not counts.ok:
+        return "failed"
+    return "passed" if rc == 0 else "error"
+
+
+def run_test_suite(
+    tree: Path,
+    command: list[str],
+    *,
+    work_parent: Path,
+    limits: ExecLimits,
+    pythonpath: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    keep_work_copy: bool = True,
+) -> SuiteRun:
+    """Copy ``tree`` under ``work_parent``, run ``command`` there isolated, count results.
+
+    ``python``/``pytest`` in ``command`` mean NOA's own interpreter (``sys.executable``,
+    which has pytest); the dropped code's own dependencies are not installed, so a suite
+    that needs them fails to import them. ``pythonpath`` entries are relative to the tree
+    (``["src"]`` for a src layout: the dropped package then shadows any same-named one in
+    NOA's environment). pytest gets ``-p no:cacheprovider``; when it exits 4 (usage error,
+    typically ``addopts`` naming an uninstalled plugin such as ``--cov``) it is run once
+    more with ``-o addopts=`` and the result says so.
+
+    The log (stdout and stderr) is written next to the work copy, outside it.
+    """
+    tree = Path(tree)
+    work_parent = Path(work_parent)
+    tool, argv = _prepare(command)
+    rel_path = _relative_pythonpath(pythonpath, tree)
+    work = make_work_copy(tree, work_parent)
+    log = work_parent / f"{work.name}.log"
+    run_env = dict(env or {})
+    if rel_path:
+        run_env["PYTHONPATH"] = os.pathsep.join(str(work / p) for p in rel_path)
+    notes: list[str] = []
+    if argv[0] == sys.executable:
+        notes.append(f"ran with NOA's interpreter {sys.executable}; the dropped code's own dependencies "
+                     "were not installed")
+    try:
+        res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True)
+        seconds = res.seconds
+        retried = False
+        if tool == "pytest" and res.returncode == _PYTEST_USAGE and not res.timed_out:
+            first = log.with_name(log.stem + ".usage-error.log")
+            log.replace(first)
+            argv = [*argv, "-o", "addopts="]
+            res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True)
+            seconds += res.seconds
+            retried = True
+            notes.append(f"pytest exited 4 (usage error, see {first.name}); retried once with -o addopts=")
+        counts = _parse(tool, log)
+        if counts is None:
+            notes.append("the tool printed no closing summary line; outcome taken from the exit code")
+    finally:
+        if not keep_work_copy:
+            shutil.rmtree(work, ignore_errors=True)
+    return SuiteRun(
+        outcome=_outcome(tool, res, counts),
+        counts=counts,
+        returncode=res.returncode,
+        seconds=round(seconds, 3),
+        isolation=res.isolation,
+        log_path=log,
+        work_dir=work,
+        command=tuple(argv),
+        tool=tool,
+        retried_without_addopts=retried,
+        timed_out=res.timed_out,
+        killed_by=res.killed_by,
+        notes=tuple(notes),
+    )
