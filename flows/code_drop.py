@@ -71,7 +71,11 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
     logger.info("fetched %s: %d files, %d bytes", source, fetched.files_total, fetched.bytes_total)
 
     t = time.perf_counter()
-    identity = identify_project_task(settings, fetched)
+    try:
+        identity = identify_project_task(settings, fetched)  # a bad noa.yaml is refused here
+    except BaseException:
+        shutil.rmtree(layout.drops / drop_id, ignore_errors=True)
+        raise
     stats = register_files_task(settings, drop_id, identity, fetched)
     timings["register"] = time.perf_counter() - t
     progress.step("register")

@@ -22,6 +22,7 @@ class IngestLimits(BaseModel):
     max_compression_ratio: float = Field(200.0, description="uncompressed/compressed, per member and overall")
     max_path_depth: int = Field(64, description="directory nesting")
     fetch_timeout_s: float = Field(300.0, description="network fetch timeout")
+    refuse_repo_code: bool = Field(True, description="refuse local git repositories with hooks or config that runs code")
     ratio_grace_bytes: int = Field(
         1024 * 1024, description="uncompressed bytes always allowed before max_compression_ratio applies"
     )

@@ -567,6 +567,10 @@ def run_isolated(
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise IsolationError(f"work dir {workdir} does not exist")
+    real_work = os.path.realpath(workdir)
+    for precious in ("/", sys.prefix, sys.base_prefix, os.path.dirname(_real_python())):
+        if _is_within(os.path.realpath(precious), real_work):
+            raise IsolationError(f"work dir {workdir} would make {precious} writable to the sandbox")
     chosen: Backend = backend or isolation_backend()
     if backend is not None:
         ok, why = _probe(backend)

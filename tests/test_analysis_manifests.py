@@ -37,13 +37,14 @@ def test_languages_by_bytes_leave_out_vendored_and_generated(project: Path) -> N
     r = LanguagesAnalyzer().analyze(project)
     assert r.status == "ok"
     assert r.data["primary"] == "Python"
-    # vendor/bigdep/lib.js is 128 KB of JavaScript; it must not count.
+    # vendor/bigdep/lib.js is 32 KB of JavaScript, more than all the Python: it must not count.
     assert "JavaScript" not in r.data["by_bytes"]
     assert r.data["excluded"]["vendored"] == 2
     # messages_pb2.py (generated) and package-lock.json (lock file)
     assert r.data["excluded"]["generated"] == 2
     assert "src/demo/messages_pb2.py" not in r.data["files"]
-    assert r.data["by_bytes"]["Python"] < 10_000  # the 14 KB generated module is not in it
+    # src/demo: __init__, core, settings; tests: __init__, test_core; bin/demo-tool (shebang)
+    assert r.data["by_files"]["Python"] == 6
     assert {"Rust", "Go", "TOML", "JSON"} <= set(r.data["by_files"])
 
 
@@ -222,6 +223,7 @@ def test_tests_unittest_only_and_flat_layout(tmp_path: Path) -> None:
     r = TestsAnalyzer().analyze(tmp_path)
     assert r.data["framework"] == "unittest"
     assert r.data["command"] == ["python", "-m", "unittest", "discover", "-s", "test", "-t", "."]
+    assert r.data["suites"][0]["alt_command"] == ["python", "-m", "pytest", "test"]
     assert "pythonpath" not in r.data
 
 

@@ -17,6 +17,7 @@ except ImportError:  # tests/ turned into a package
 from noa_core.analysis.confidence import score_confidence
 from noa_core.analysis.interface import Analyzer, AnalyzerResult
 from noa_core.analysis.registry import default_analyzers, load_plugin_analyzers, run_analyzer
+from noa_core.analysis.vulnerabilities import VulnerabilitiesAnalyzer
 
 NAMES = ["languages", "build_system", "dependencies", "tests", "licence", "secrets", "sast",
          "complexity", "vulnerabilities"]
@@ -77,7 +78,10 @@ def test_plugins_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_full_analyzer_set_on_the_fixture(tmp_path: Path) -> None:
     tree = python_project(tmp_path / "drop")
-    results = {a.name: run_analyzer(a, tree) for a in default_analyzers()}
+    # No vulnerability service: hermetic and fast (the network test runs pip-audit for real).
+    analyzers = [VulnerabilitiesAnalyzer(services=()) if a.name == "vulnerabilities" else a
+                 for a in default_analyzers()]
+    results = {a.name: run_analyzer(a, tree) for a in analyzers}
     assert list(results) == NAMES
     assert all(r.status in ("ok", "unknown", "skipped") for r in results.values())
     assert results["languages"].data["primary"] == "Python"
@@ -85,8 +89,10 @@ def test_full_analyzer_set_on_the_fixture(tmp_path: Path) -> None:
     assert results["tests"].data["pythonpath"] == "src"
     assert any(f.rule == "AWS Access Key" for f in results["secrets"].findings)
     assert any(f.rule == "B602" for f in results["sast"].findings)
-    # pyproject declares requests>=2.31 (unpinned): never "ok".
-    assert results["vulnerabilities"].status == "unknown"
+    # Nothing could be checked (requests>=2.31 is not even pinned): never "ok".
+    vulns = results["vulnerabilities"]
+    assert vulns.status == "unknown"
+    assert {d["name"] for d in vulns.data["not_checked"]} == {"requests", "click", "tomli", "pytest"}
     report = json.dumps({n: r.as_dict() for n, r in results.items()})
     assert FAKE_AWS_KEY not in report
     confidence = score_confidence(results)

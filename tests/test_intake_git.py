@@ -106,7 +106,14 @@ def test_hostile_hooks_fsmonitor_and_filters_never_run(tmp_path: Path) -> None:
         markers[name].unlink()
     shutil.rmtree(control)
 
-    res = fetched_ok(parse_source(str(repo)), tmp_path / "drop", limits(), tmp_path)
+    # By default such a repository is refused, naming what it carries, and nothing runs.
+    err = refused(parse_source(str(repo)), tmp_path / "drop", limits(), HostileInput, "core.fsmonitor", tmp_path)
+    assert "filter.evil.clean" in str(err) and "post-checkout" in str(err)
+    for name, marker in markers.items():
+        assert not marker.exists(), f"{name} payload ran while refusing"
+
+    # Accepted on request: the clone still runs none of it.
+    res = fetched_ok(parse_source(str(repo)), tmp_path / "drop", limits(refuse_repo_code=False), tmp_path)
     for name, marker in markers.items():
         assert not marker.exists(), f"{name} payload ran during fetch"
     assert tree_files(res.tree) == {"data.txt": b"raw blob\n", ".gitattributes": b"*.txt filter=evil\n",
@@ -244,6 +251,7 @@ def _self_signed_cert(directory: Path) -> tuple[Path, Path]:
 
 def test_https_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full clone over https (git's "dumb" HTTP protocol from a local TLS file server)."""
+    pytest.importorskip("cryptography")
     import functools
     import ssl
     import threading
@@ -285,3 +293,16 @@ def test_https_clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unresolvable_https_host_is_network_error(tmp_path: Path) -> None:
     refused(SourceSpec("git", "https://repo.invalid/org/x.git"), tmp_path / "out", limits(fetch_timeout_s=30),
             NetworkError, "repo.invalid", tmp_path)
+
+
+def test_shallow_source_has_unknown_roots(tmp_path: Path) -> None:
+    repo = tmp_path / "full"
+    make_repo(repo, {"a.txt": "1\n"})
+    head = commit_files(repo, {"a.txt": "2\n"}, "second")
+    shallow = tmp_path / "shallow"
+    git("clone", "-q", "--depth=1", f"file://{repo}", str(shallow), cwd=tmp_path)
+    res = fetched_ok(parse_source(str(shallow)), tmp_path / "out", limits(), tmp_path)
+    assert res.head_commit == head
+    assert res.meta["shallow"] is True
+    assert res.root_commits == ()
+    assert tree_files(res.tree) == {"a.txt": b"2\n"}

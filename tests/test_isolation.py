@@ -446,6 +446,9 @@ def test_bad_arguments(tmp_path: Path) -> None:
         run_isolated([], tmp_path, ExecLimits())
     with pytest.raises(IsolationError):
         run_isolated(["true"], tmp_path / "missing", ExecLimits())
+    for precious in (Path("/"), Path(sys.prefix), Path(sys.base_prefix).parent):
+        with pytest.raises(IsolationError, match="writable"):
+            run_isolated(["true"], precious, ExecLimits())
 
 
 # ------------------------------------------------------------------------------ work copies

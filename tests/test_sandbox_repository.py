@@ -363,3 +363,21 @@ def test_refresh_worktree_discards_local_edits(repo: WorkspaceRepo, layout: Home
     repo.refresh_worktree("A")
     assert edited.read_text() == V1["README.md"]
     assert files_on_disk(layout.sandboxes / "A") == {f"projects/demo/{p}" for p in V1}
+
+
+def test_git_path_rules_are_a_second_guard(repo: WorkspaceRepo, layout: HomeLayout, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were scan_drop ever to let a .git path through, git's own rules refuse it before any commit."""
+    import noa_core.sandbox.repository as repository
+    from noa_core.errors import HostileInput
+    from noa_core.sandbox.paths import DropFile, DropScan
+
+    tree = write_tree(tmp_path / "t", {".git/config": "[core]\n", "ok.py": "x = 1\n"})
+    leaky = DropScan(root=tree, files=(DropFile(".git/config", False), DropFile("ok.py", False)), skipped=(),
+                     total_bytes=14)
+    monkeypatch.setattr(repository, "scan_drop", lambda root: leaky)
+    before = heads(layout)
+    with pytest.raises(HostileInput, match="invalid path"):
+        repo.land_drop(tree, "leak", "A", "must not land")
+    assert heads(layout) == before
+    assert git(layout.repo, "for-each-ref", "refs/noa/").strip() == ""

@@ -50,7 +50,8 @@ EXTENSIONS: dict[str, Language] = {
 FILENAMES: dict[str, Language] = {
     "Makefile": Language("Makefile", "programming"), "GNUmakefile": Language("Makefile", "programming"),
     "makefile": Language("Makefile", "programming"), "CMakeLists.txt": Language("CMake", "programming"),
-    "Dockerfile": Language("Dockerfile", "programming"), "Containerfile": Language("Dockerfile", "programming"),
+    "Dockerfile": Language("Dockerfile", "programming"),
+    "Containerfile": Language("Dockerfile", "programming"),
     "Rakefile": Language("Ruby", "programming"), "Gemfile": Language("Ruby", "programming"),
     "Jenkinsfile": Language("Groovy", "programming"),
 }

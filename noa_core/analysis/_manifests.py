@@ -88,6 +88,14 @@ def table(doc: Any, *keys: str) -> dict[str, Any]:
     return cur if isinstance(cur, dict) else {}
 
 
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def ini_list(value: str) -> list[str]:
     """A setup.cfg list value: one item per line (or ``;``-free comma list on one line)."""
     lines = [ln.strip() for ln in value.splitlines()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TextIO
 
 
 def main() -> int:
@@ -40,11 +41,7 @@ def main() -> int:
             found = []
             try:
                 hits = [(s.type, s.line_number) for s in scan_file(path)]
-            except Exception as exc:  # a file the library chokes on: say so, go on
-                _emit(results, {"file": rel, "error": type(exc).__name__})
-                continue
-            if hits:
-                lines = _lines(path)
+                lines = _lines(path) if hits else []
                 for kind, number in hits:
                     line = lines[number - 1].rstrip("\n") if 0 < number <= len(lines) else ""
                     if is_indirect_reference(line):
@@ -52,14 +49,17 @@ def main() -> int:
                     snippet = get_code_snippet(lines=lines, line_number=number)
                     found.append({"type": kind, "line": number,
                                   "allowlisted": bool(is_line_allowlisted(path, line, snippet))})
+            except Exception as exc:  # a file the library chokes on: say so, go on
+                _emit(results, {"file": rel, "error": type(exc).__name__})
+                continue
             _emit(results, {"file": rel, "secrets": found})
     results.close()
     return 0
 
 
-def _emit(results: object, record: dict[str, object]) -> None:
-    results.write(json.dumps(record) + "\n")  # type: ignore[attr-defined]
-    results.flush()  # type: ignore[attr-defined]
+def _emit(results: TextIO, record: dict[str, object]) -> None:
+    results.write(json.dumps(record) + "\n")
+    results.flush()
 
 
 def _lines(path: str) -> list[str]:

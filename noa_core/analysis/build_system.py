@@ -114,7 +114,7 @@ class BuildSystemAnalyzer:
                 return
             build = m.table(doc, "build-system")
             backend = build.get("build-backend")
-            requires = build.get("requires") if isinstance(build.get("requires"), list) else []
+            requires = m.as_list(build.get("requires"))
             if isinstance(backend, str) and backend:
                 system = PYTHON_BACKENDS.get(backend) or PYTHON_BACKENDS.get(backend.split(":")[0]) \
                     or backend
@@ -165,7 +165,7 @@ class BuildSystemAnalyzer:
             manager = "yarn"
         elif m.exists(tree, "bun.lockb") or m.exists(tree, "bun.lock"):
             manager = "bun"
-        scripts = pkg.get("scripts") if isinstance(pkg.get("scripts"), dict) else {}
+        scripts = m.as_dict(pkg.get("scripts"))
         if "build" in scripts:
             steps = [[manager, "install"], [manager, "run", "build"]]
             artifacts = "bundle"

@@ -1,9 +1,14 @@
 """Cyclomatic complexity and maintainability index with radon's Python API.
 
-radon parses source text (``ast``); nothing is imported or run. Vendored and
+radon works on the parsed source (``ast``); nothing is imported or run. Each file is
+parsed once and the tree shared by the complexity and Halstead visitors. Vendored and
 generated files are left out. Functions of rank E (CC 31-40) and F (41+) become
-findings of low and medium severity. A time budget stops the walk on a huge tree:
-the files not reached are counted and the result is then ``unknown``.
+findings of low and medium severity. The maintainability index needs radon's
+token-based line counts, which cost several times the rest, so it is computed for files
+up to ``MI_MAX_BYTES`` only (larger modules score near 0 anyway); the others are
+counted in ``maintainability.skipped_large``. Files that do not parse are counted in
+``files_failed_to_parse`` (the metric covers what parsed). A time budget stops the walk
+on a huge tree: the files not reached are counted and the result is then ``unknown``.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import importlib.util
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from noa_core.analysis import _classify, _fs
 from noa_core.analysis.interface import AnalyzerResult, Finding
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MI_MAX_BYTES = 64 * 1024
 MAX_FINDINGS = 200
 RANKS = "ABCDEF"
 
@@ -51,6 +58,26 @@ def _flatten(blocks: Iterable[Any]) -> Iterator[Any]:
             yield from inner_classes(block)
 
 
+def _measure(source: str, *, with_mi: bool) -> tuple[list[Any], float | None]:
+    """radon blocks of one module and, if asked, its maintainability index (one parse)."""
+    import ast
+
+    from radon.metrics import h_visit_ast, mi_compute
+    from radon.raw import analyze
+    from radon.visitors import ComplexityVisitor
+
+    node = ast.parse(source)
+    visitor = ComplexityVisitor.from_ast(node)
+    blocks = list(visitor.blocks)
+    if not with_mi:
+        return blocks, None
+    raw = analyze(source)
+    comment_lines = raw.comments + raw.multi
+    comments = comment_lines / float(raw.sloc) * 100 if raw.sloc else 0
+    volume = h_visit_ast(node).total.volume
+    return blocks, float(mi_compute(volume, visitor.total_complexity, raw.lloc, comments))
+
+
 class ComplexityAnalyzer:
     name = "complexity"
     version = "1"
@@ -61,8 +88,8 @@ class ComplexityAnalyzer:
     def analyze(self, tree: Path) -> AnalyzerResult:
         if not _radon_available():
             return AnalyzerResult(self.name, "skipped", reason="radon is not installed")
-        from radon.complexity import cc_rank, cc_visit
-        from radon.metrics import mi_rank, mi_visit
+        from radon.complexity import cc_rank
+        from radon.metrics import mi_rank
 
         listing = _fs.walk(tree)
         files = [f for f in listing.source_files() if f.suffix == ".py"]
@@ -77,6 +104,7 @@ class ComplexityAnalyzer:
         not_reached = 0
         worst: dict[str, Any] | None = None
         mi_values: list[tuple[float, str]] = []
+        mi_skipped = 0
         findings: list[Finding] = []
         hot = 0
         for f in files:
@@ -88,14 +116,16 @@ class ComplexityAnalyzer:
                 continue
             try:
                 source = _fs.read_text(tree, f.rel, MAX_FILE_BYTES)
-                blocks = cc_visit(source)
-                mi = float(mi_visit(source, True))
+                blocks, mi = _measure(source, with_mi=f.size <= MI_MAX_BYTES)
             except (SyntaxError, ValueError, RecursionError, MemoryError, OSError, TypeError):
                 failed += 1
                 continue
             analysed += 1
-            mi_values.append((mi, f.rel))
-            mi_ranks[mi_rank(mi)] += 1
+            if mi is None:
+                mi_skipped += 1
+            else:
+                mi_values.append((mi, f.rel))
+                mi_ranks[mi_rank(mi)] += 1
             for fn in _flatten(blocks):
                 cc = int(fn.complexity)
                 rank = cc_rank(cc)
@@ -127,6 +157,7 @@ class ComplexityAnalyzer:
                 "min": ({"path": min(mi_values)[1], "mi": round(min(mi_values)[0], 2)}
                         if mi_values else None),
                 "rank_counts": mi_ranks,
+                "skipped_large": mi_skipped,
             },
         }
         if not_reached or too_large:

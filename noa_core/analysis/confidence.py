@@ -17,7 +17,8 @@ the bin's observed pass rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from noa_core.analysis.interface import AnalyzerResult
 
@@ -77,7 +78,7 @@ class Calibration:
     prior_strength: float = 4.0
 
     @classmethod
-    def empty(cls, bins: int = 5, prior_strength: float = 4.0) -> "Calibration":
+    def empty(cls, bins: int = 5, prior_strength: float = 4.0) -> Calibration:
         if bins < 1:
             raise ValueError("at least one bin")
         return cls(tuple(CalibrationBin(i / bins, (i + 1) / bins) for i in range(bins)),
@@ -85,7 +86,7 @@ class Calibration:
 
     @classmethod
     def from_outcomes(cls, outcomes: Iterable[tuple[float, bool]], bins: int = 5,
-                      prior_strength: float = 4.0) -> "Calibration":
+                      prior_strength: float = 4.0) -> Calibration:
         """From past (raw score, validation passed) pairs."""
         calibration = cls.empty(bins, prior_strength)
         counts = [[0, 0] for _ in calibration.bins]
@@ -94,7 +95,7 @@ class Calibration:
             counts[i][0] += 1
             counts[i][1] += int(bool(passed))
         return cls(tuple(CalibrationBin(b.low, b.high, n, p)
-                         for b, (n, p) in zip(calibration.bins, counts)), prior_strength)
+                         for b, (n, p) in zip(calibration.bins, counts, strict=True)), prior_strength)
 
     def bin_index(self, raw: float) -> int:
         # Rounded first, so that 0.8 computed as 0.7999999999999999 lands in the 0.8 bin.

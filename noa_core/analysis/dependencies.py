@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -118,10 +119,10 @@ def collect_python(tree: Path, listing: _fs.Listing | None = None) -> Collected:
     if m.exists(tree, "Pipfile"):
         _pipfile(tree, out)
     main_found = any(d["group"] == "main" for d in out.deps)
-    if (setup_unknown or (dynamic_deps and not main_found)) and m.exists(tree, "PKG-INFO"):
-        if _pkg_info(tree, out):
-            out.problems = [p for p in out.problems if not p.startswith("setup.py:")]
-            return out
+    need_metadata = setup_unknown or (dynamic_deps and not main_found)
+    if need_metadata and m.exists(tree, "PKG-INFO") and _pkg_info(tree, out):
+        out.problems = [p for p in out.problems if not p.startswith("setup.py:")]
+        return out
     if dynamic_deps and not main_found and not {"setup.py", "setup.cfg"} & set(out.manifests):
         out.problems.append("pyproject.toml: dependencies are dynamic and no readable source "
                             "declares them")
@@ -131,7 +132,7 @@ def collect_python(tree: Path, listing: _fs.Listing | None = None) -> Collected:
 def _pyproject(tree: Path, doc: dict[str, Any], out: Collected) -> tuple[bool, bool]:
     src = "pyproject.toml"
     project = m.table(doc, "project")
-    dynamic = project.get("dynamic") if isinstance(project.get("dynamic"), list) else []
+    dynamic = m.as_list(project.get("dynamic"))
     static = bool(project) and "dependencies" not in dynamic
     if "dependencies" in project:
         _add_pep508(out, project["dependencies"], "main", src)
@@ -262,14 +263,12 @@ def _pkg_info(tree: Path, out: Collected) -> bool:
 
 
 def _requirement_files(listing: _fs.Listing) -> list[str]:
-    found = []
-    for f in listing.files:
-        parts = f.parts
-        if len(parts) == 1 and _REQ_FILE.match(parts[0]):
-            found.append(f.rel)
-        elif len(parts) == 2 and parts[0] in REQUIREMENTS_DIRS and f.suffix in (".txt", ".in"):
-            found.append(f.rel)
-    return sorted(found)
+    def is_requirements(f: _fs.FileEntry) -> bool:
+        if len(f.parts) == 1:
+            return bool(_REQ_FILE.match(f.name))
+        return len(f.parts) == 2 and f.parts[0] in REQUIREMENTS_DIRS and f.suffix in (".txt", ".in")
+
+    return sorted(f.rel for f in listing.files if is_requirements(f))
 
 
 def _requirements_file(tree: Path, rel: str, out: Collected, group: str | None = None) -> None:

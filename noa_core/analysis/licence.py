@@ -95,7 +95,8 @@ class LicenceAnalyzer:
         def fits(expr: str) -> bool:
             return not file_ids or all(any(_spdx.compatible(f, i) for i in _spdx.ids_in(expr))
                                        for f in file_ids)
-        exact_meta = [e["spdx"] for e in meta if _spdx.is_exact(e["spdx"]) and fits(e["spdx"])]
+        exact_meta: list[str] = [e["spdx"] for e in meta
+                                 if _spdx.is_exact(e["spdx"]) and fits(e["spdx"])]
         if exact_meta:
             return max(exact_meta, key=len)
         if file_ids:
@@ -106,7 +107,8 @@ class LicenceAnalyzer:
                            if _spdx.compatible(unique[0], i) and _spdx.is_exact(i)]
                 return max(precise, key=len) if precise else unique[0]
             return " AND ".join(unique)
-        return max((e["spdx"] for e in meta), key=lambda s: (_spdx.is_exact(s), len(s)))
+        candidates: list[str] = [e["spdx"] for e in meta]
+        return max(candidates, key=lambda s: (_spdx.is_exact(s), len(s)))
 
     # -- licence files ----------------------------------------------------------------
 
@@ -114,9 +116,9 @@ class LicenceAnalyzer:
     def _files(tree: Path, listing: _fs.Listing, named: list[str]) -> list[Evidence]:
         candidates: list[str] = []
         for f in listing.source_files():
-            if len(f.parts) == 1 and LICENCE_FILE.match(f.name):
-                candidates.append(f.rel)
-            elif len(f.parts) == 2 and f.parts[0] == "LICENSES":
+            at_root = len(f.parts) == 1 and LICENCE_FILE.match(f.name)
+            reuse = len(f.parts) == 2 and f.parts[0] == "LICENSES"  # REUSE layout
+            if at_root or reuse:
                 candidates.append(f.rel)
         for rel in named:
             if rel not in candidates and _fs.is_regular(tree, rel):
@@ -146,7 +148,7 @@ class LicenceAnalyzer:
         for c in classifiers:
             if isinstance(c, str) and c.startswith("License ::"):
                 spdx = _spdx.from_classifier(c)
-                if spdx or "OSI Approved" != c.split("::")[-1].strip():
+                if spdx or c.split("::")[-1].strip() != "OSI Approved":
                     self._add(metadata, source, c, spdx)
 
     def _pyproject(self, tree: Path, metadata: list[Evidence], named: list[str],

@@ -4,7 +4,8 @@ Python: pytest when a pytest configuration (pyproject ``[tool.pytest.ini_options
 ``[tool.pytest]``, pytest.ini, setup.cfg ``[tool:pytest]``, tox.ini ``[pytest]``), a
 conftest.py, an ``import pytest`` or plain ``def test_`` functions are found; unittest
 when every test file only uses ``unittest``. Test files are ``test_*.py`` and
-``*_test.py`` outside vendored directories. A ``src/`` layout is noted as
+``*_test.py`` outside vendored directories; a unittest suite also gets the pytest
+command that runs it as ``alt_command``. A ``src/`` layout is noted as
 ``"pythonpath": "src"`` (the tests import the package from there unless it is installed).
 Rust: ``cargo test``; Go: ``go test ./...``; JavaScript: ``npm test`` when package.json
 has a real ``test`` script.
@@ -99,8 +100,9 @@ class TestsAnalyzer:
         if framework == "pytest":
             suite["command"] = ["python", "-m", "pytest", *roots]
         else:
-            start = roots[0]
-            suite["command"] = ["python", "-m", "unittest", "discover", "-s", start, "-t", "."]
+            suite["command"] = ["python", "-m", "unittest", "discover", "-s", roots[0], "-t", "."]
+            # pytest runs unittest suites too, with richer reports.
+            suite["alt_command"] = ["python", "-m", "pytest", *roots]
         if config_source:
             suite["config"] = config_source
         pythonpath = _src_layout(tree, files)
@@ -167,11 +169,11 @@ def _pytest_config(tree: Path, problems: list[str]) -> tuple[str | None, list[st
                 if isinstance(paths, str):
                     paths = paths.split()
                 return "pyproject.toml", [p for p in paths or [] if isinstance(p, str)]
-    for rel, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+    for rel, name in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
         if m.exists(tree, rel):
             cfg = _ini(tree, rel, problems)
-            if cfg is not None and cfg.has_section(section):
-                return rel, _ini_testpaths(cfg, section)
+            if cfg is not None and cfg.has_section(name):
+                return rel, _ini_testpaths(cfg, name)
     return None, []
 
 

@@ -63,10 +63,10 @@ def read_locks(tree: Path) -> tuple[list[dict[str, str]], list[str]]:
             problems.append(f"{rel}: {exc}")
             continue
         key = "packages" if rel == "pylock.toml" else "package"
-        for pkg in doc.get(key, []) if isinstance(doc.get(key), list) else []:
+        for pkg in m.as_list(doc.get(key)):
             if not isinstance(pkg, dict):
                 continue
-            source = pkg.get("source") if isinstance(pkg.get("source"), dict) else {}
+            source = m.as_dict(pkg.get("source"))
             if {"editable", "virtual", "path", "directory"} & set(source):
                 continue  # the project itself or a local path, not a published release
             if isinstance(pkg.get("name"), str) and isinstance(pkg.get("version"), str):
@@ -170,16 +170,17 @@ class VulnerabilitiesAnalyzer:
                                 "service": service, "vulns": len(vulns)})
         findings = []
         for v in vulns:
-            entry = {"name": key[0], "version": key[1], "id": str(v.get("id")),
-                     "aliases": [str(a) for a in v.get("aliases", [])],
-                     "fix_versions": [str(f) for f in v.get("fix_versions", [])]}
-            data["vulnerable"].append(entry)
-            aliases = f" ({', '.join(entry['aliases'])})" if entry["aliases"] else ""
-            fixed = ", ".join(entry["fix_versions"]) or "no fixed version known"
+            vuln_id = str(v.get("id"))
+            aliases = [str(a) for a in m.as_list(v.get("aliases"))]
+            fixes = [str(f) for f in m.as_list(v.get("fix_versions"))]
+            data["vulnerable"].append({"name": key[0], "version": key[1], "id": vuln_id,
+                                       "aliases": aliases, "fix_versions": fixes})
+            also = f" ({', '.join(aliases)})" if aliases else ""
+            fixed = ", ".join(fixes) or "no fixed version known"
             findings.append(Finding(
-                analyzer=self.name, rule=entry["id"], severity="high",
-                message=f"{key[0]} {key[1]}: known vulnerability {entry['id']}{aliases}; "
-                        f"fixed in {fixed}", path=source))
+                analyzer=self.name, rule=vuln_id, severity="high",
+                message=f"{key[0]} {key[1]}: known vulnerability {vuln_id}{also}; fixed in {fixed}",
+                path=source))
         return findings
 
     def _audit(self, pins: list[tuple[str, str]], service: str, deadline: float

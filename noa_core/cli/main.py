@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -39,8 +40,14 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
+def _error_line(message: str) -> None:
+    """One line on stderr, never wrapped (scripts grep for it)."""
+    sys.stderr.write("noa: error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
 def _fail(exc: NoaError) -> typer.Exit:
-    _err().print(f"noa: error: {exc.one_line()}", markup=False, highlight=False)
+    _error_line(exc.one_line())
     return typer.Exit(exc.exit_code)
 
 
@@ -105,7 +112,7 @@ def drop(
 
 
 def _bad(message: str) -> typer.Exit:
-    _err().print(f"noa: error: {message}", markup=False, highlight=False)
+    _error_line(message)
     return typer.Exit(2)
 
 

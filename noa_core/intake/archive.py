@@ -105,7 +105,7 @@ def extract_archive(archive: Path, tree: SafeTree, limits: IngestLimits,
                 members = _extract_zip(raw, size, label, tree, limits)
             else:
                 members = _extract_tar(raw, size, fmt, label, tree, limits)
-        except (BadInput,):
+        except BadInput:
             raise
         except (tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError,
                 gzip.BadGzipFile, ValueError, NotImplementedError) as exc:

@@ -18,7 +18,9 @@ Before anything is materialised, ``git ls-tree -r -l -z HEAD`` is checked: symli
 size are checked against the limits.  Files are then written from
 ``git cat-file --batch`` (raw blobs: no checkout, no attributes, no filters).
 
-https and ``file://`` clones are full clones, so ``root_commits`` are the real roots;
+What is fetched is the commit at the source's HEAD: for a local work tree, uncommitted
+and untracked changes are not part of the drop.  https and ``file://`` clones are full
+clones, so ``root_commits`` are the real roots;
 if the source itself is shallow, ``meta["shallow"]`` is True and ``root_commits`` is
 empty because the real roots are unknown.
 """
@@ -38,6 +40,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from noa_core.config import IngestLimits
+from noa_core.intake.repo_config import refuse_code_carrying_repo
 from noa_core.errors import BadInput, HostileInput, LimitExceeded, NoaError
 from noa_core.intake.errors import NetworkError
 from noa_core.intake.guards import SafeTree, quote
@@ -331,6 +334,9 @@ def fetch_git(location: str, tree: SafeTree, work: Path, limits: IngestLimits) -
     """Clone ``location`` into ``work`` and write HEAD's files into ``tree``."""
     arg = check_git_location(location)
     remote = arg.lower().startswith("https://")
+    if not remote and limits.refuse_repo_code:
+        local = arg[len("file://"):] if arg.lower().startswith("file://") else arg
+        refuse_code_carrying_repo(Path(local))
     git = _Git(work, limits, location)
     git.clone(arg, remote)
     head = git.head()

@@ -4,25 +4,30 @@ Layout (under ``NOA_HOME``)::
 
     repo/                 bare repository; branches sandbox/{A-feature,B-bugfix,C-experimental,D-integration}
     repo/info/attributes  written by NOA: neutralises every dropped .gitattributes (see below)
-    repo/noa/             NOA's lock files and temporary index files
+    repo/noa/             NOA's lock files
     sandboxes/{A,B,C,D}/  one worktree per branch (a read-only view: NOA rewrites them)
 
 Each project lives in ``projects/<name>/`` on a branch.
 
 Dropped content is hostile, so it is committed with plumbing only, never ``git add``:
-``git fast-import`` stores every file's bytes as a blob in one pack (NOA streams each
-file, opened with ``O_NOFOLLOW``; fast-import never looks at attributes),
-``update-index --index-info`` on a private temporary index plus ``write-tree`` builds the
-project's tree, ``mktree`` grafts it under ``projects/`` of the parent commit's tree,
-``commit-tree`` makes the commit and ``update-ref <ref> <new> <old>`` moves the branch
-only if nobody else moved it meanwhile (compare-and-swap; NOA retries on a lost race).
-The worktree is then refreshed with ``read-tree -u --reset``. Git's own and the user's
-configuration are ignored (see :mod:`noa_core.sandbox.git`), hooks, fsmonitor and
-symlinks are off, and ``info/attributes`` (which outranks in-tree ``.gitattributes``)
-resets ``filter``, ``text``, ``eol``, ``ident``, ``working-tree-encoding``, ``diff`` and
-``merge`` to git's defaults, so no filter driver, end-of-line or encoding conversion
-named by a drop ever applies. Only regular files land (mode 100644 or 100755): no
-symlinks, no submodules, nothing named like ``.git`` (see :mod:`noa_core.sandbox.paths`).
+
+1. one ``git fast-import`` stores every file's bytes as a blob and builds the project's
+   tree, all in one pack (NOA streams each file, opened with ``O_NOFOLLOW``; fast-import
+   never looks at attributes and writes no loose objects);
+2. ``read-tree`` of that tree into a throw-away index applies git's own path rules as a
+   second guard (``.git`` in any spelling is refused before anything refers to it);
+3. ``mktree`` grafts the tree under ``projects/`` of the parent commit's tree,
+   ``commit-tree`` makes the commit, and ``update-ref <ref> <new> <old>`` moves the branch
+   only if nobody moved it meanwhile (compare-and-swap; NOA retries on a lost race);
+4. the worktree is refreshed with ``read-tree -u --reset`` under a per-sandbox lock.
+
+Git's own and the user's configuration are ignored (see :mod:`noa_core.sandbox.git`),
+hooks, fsmonitor and symlinks are off, and ``info/attributes`` (which outranks in-tree
+``.gitattributes``) resets ``filter``, ``text``, ``eol``, ``ident``,
+``working-tree-encoding``, ``diff`` and ``merge`` to git's defaults, so no filter driver,
+end-of-line or encoding conversion named by a drop ever applies, on store or checkout.
+Only regular files land (mode 100644 or 100755): no symlinks, no submodules, nothing
+named like ``.git`` (see :mod:`noa_core.sandbox.paths`).
 
 How a drop lands (``land_drop``): the project's directory on the sandbox branch is
 *replaced* by the drop (files missing from the drop are deleted), everything else on the
@@ -185,6 +190,20 @@ def _stream_blob(out: IO[bytes], mark: int, path: str) -> None:
         os.close(fd)
 
 
+def _c_quote(raw: bytes) -> bytes:
+    """A path quoted the way git's ``unquote_c_style`` reads it (fast-import accepts any byte but NUL)."""
+    out = bytearray(b'"')
+    for byte in raw:
+        if byte in (0x22, 0x5C):
+            out += b"\\" + bytes([byte])
+        elif byte < 0x20 or byte >= 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    out += b'"'
+    return bytes(out)
+
+
 def _one_line(text: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
@@ -246,22 +265,18 @@ class WorkspaceRepo:
                 if sandbox not in heads:
                     self._update_ref(sandbox.ref, d_head, None, f"branch {sandbox.branch} created at D")
             self._ensure_worktrees()
-            self._remove_stale_temporaries()
+            self._remove_stale_tmp_refs()
             self.maintain()
         self._ready = True
 
-    def _remove_stale_temporaries(self, max_age_s: float = 3600.0) -> None:
-        """Temporary index and marks files left by a killed landing."""
-        tmp = self._noa_dir / "tmp"
-        if not tmp.is_dir():
-            return
+    def _remove_stale_tmp_refs(self, max_age_s: float = 3600.0) -> None:
+        """Private refs left by a landing that was killed between fast-import and its clean-up."""
+        out = self.git.out("for-each-ref", "--format=%(refname)", "refs/noa/tmp/")
         cutoff = time.time() - max_age_s
-        for entry in tmp.iterdir():
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    entry.unlink()
-            except OSError:
-                pass
+        for ref in out.splitlines():
+            stamp = ref.rsplit("/", 1)[-1].split("-", 1)[0]
+            if stamp.isdigit() and int(stamp) < cutoff:
+                self.git.run("update-ref", "-d", ref, check=False)
 
     def maintain(self) -> None:
         """Let git pack loose objects and the one pack per landing when its thresholds are met."""
@@ -371,66 +386,59 @@ class WorkspaceRepo:
                             check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
-    def _tmp_path(self, kind: str) -> Path:
-        tmp = self._noa_dir / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        return tmp / f"{kind}-{uuid.uuid4().hex}"
+    def _write_project_tree(self, scan: DropScan) -> str:
+        """Store the drop's files and their tree in one ``git fast-import`` pack; returns the tree id.
 
-    def _write_blobs(self, scan: DropScan) -> list[bytes]:
-        """Store every file of the drop as a blob, bytes as they are, in one ``git fast-import`` pack.
-
-        Files are opened with ``O_NOFOLLOW`` and streamed; nothing consults attributes.
+        Every file is streamed as a blob, bytes as they are (opened with ``O_NOFOLLOW``;
+        fast-import never looks at attributes). A throw-away commit on a private ref
+        ``refs/noa/tmp/<time>-<uuid>`` makes fast-import build the tree; the ref is deleted at once.
         """
-        marks = self._tmp_path("marks")
+        tmp_ref = f"refs/noa/tmp/{int(time.time())}-{uuid.uuid4().hex}"
         root = os.fspath(scan.root)
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(
-                self.git.argv(["fast-import", "--quiet", "--done", "--depth=10",
-                               f"--export-marks={os.fspath(marks)}"]),
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=dict(self.git.env))
+            proc = subprocess.Popen(self.git.argv(["fast-import", "--quiet", "--done", "--depth=10"]),
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                                    env=dict(self.git.env))
             assert proc.stdin is not None
             try:
-                try:
-                    for mark, entry in enumerate(scan.files, 1):
-                        _stream_blob(proc.stdin, mark, os.path.join(root, entry.rel))
-                    proc.stdin.write(b"done\n")
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-                except BaseException:
-                    proc.kill()
-                    raise
-                finally:
-                    returncode = proc.wait()
-                if returncode != 0:
-                    errors.seek(0)
-                    raise GitError(("fast-import",), returncode, errors.read().decode("utf-8", "replace"))
-                by_mark = {}
-                for line in marks.read_bytes().splitlines():
-                    mark_text, _, sha = line.partition(b" ")
-                    by_mark[int(mark_text[1:])] = sha
-            finally:
-                marks.unlink(missing_ok=True)
-        try:
-            return [by_mark[i] for i in range(1, len(scan.files) + 1)]
-        except KeyError:
-            raise WorkspaceError(f"git fast-import returned {len(by_mark)} marks for {len(scan.files)} files") from None
-
-    def _write_project_tree(self, scan: DropScan) -> str:
-        """Store the drop's files and build their tree on a private temporary index; returns its id."""
-        shas = self._write_blobs(scan)
-        info = b"".join(b"%s %s\t%s\0" % (b"100755" if f.executable else b"100644", sha, f.rel_bytes)
-                        for f, sha in zip(scan.files, shas))
-        index = self._tmp_path("index")
-        env = {"GIT_INDEX_FILE": os.fspath(index)}
-        try:
-            try:
-                self.git.run("update-index", "-z", "--index-info", input=info, extra_env=env)
-            except GitError as exc:
-                if "invalid path" in exc.stderr:
-                    raise HostileInput(f"drop refused: {exc.one_line()}") from None
+                for mark, entry in enumerate(scan.files, 1):
+                    _stream_blob(proc.stdin, mark, os.path.join(root, entry.rel))
+                proc.stdin.write(b"commit %s\ncommitter %s <%s> 0 +0000\ndata 0\n"
+                                 % (tmp_ref.encode(), NOA_NAME.encode(), NOA_EMAIL.encode()))
+                proc.stdin.write(b"".join(b"M %s :%d %s\n" % (b"100755" if entry.executable else b"100644", mark,
+                                                               _c_quote(entry.rel_bytes))
+                                          for mark, entry in enumerate(scan.files, 1)))
+                proc.stdin.write(b"\ndone\n")
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # fast-import died: its exit status and stderr say why
+            except BaseException:
+                proc.kill()
                 raise
-            return self.git.out("write-tree", extra_env=env)
+            finally:
+                returncode = proc.wait()
+            if returncode != 0:
+                errors.seek(0)
+                raise GitError(("fast-import",), returncode, errors.read().decode("utf-8", "replace"))
+        try:
+            tree = self.git.out("rev-parse", "--verify", f"{tmp_ref}^{{tree}}")
+        finally:
+            self.git.run("update-ref", "-d", tmp_ref, check=False)
+        self._verify_tree(tree)
+        return tree
+
+    def _verify_tree(self, tree: str) -> None:
+        """Second guard after :func:`scan_drop`: git's own path rules (``.git`` in any spelling,
+        NTFS/HFS+ aliases) applied by reading the tree into a throw-away index."""
+        tmp = self._noa_dir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        index = tmp / f"index-{uuid.uuid4().hex}"
+        try:
+            self.git.run("read-tree", tree, extra_env={"GIT_INDEX_FILE": os.fspath(index)})
+        except GitError as exc:
+            if "invalid path" in exc.stderr:
+                raise HostileInput(f"drop refused: {exc.one_line()}") from None
+            raise
         finally:
             for leftover in (index, index.with_name(index.name + ".lock")):
                 leftover.unlink(missing_ok=True)

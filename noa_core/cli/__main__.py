@@ -1,0 +1,3 @@
+from noa_core.cli.main import main
+
+main()
