@@ -385,3 +385,22 @@ def test_pythonpath_must_stay_in_the_tree(tmp_path: Path) -> None:
         run_test_suite(tree, ["pytest"], work_parent=tmp_path / "w", limits=LIMITS, pythonpath=["../elsewhere"])
     with pytest.raises(BadInput):
         run_test_suite(tree, ["pytest"], work_parent=tmp_path / "w", limits=LIMITS, pythonpath=["/usr/lib"])
+
+
+def test_hidden_paths_reach_the_suite(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    secret_home = Path(tempfile.mkdtemp(prefix="noa-test-home-", dir="/var/tmp"))
+    try:
+        (secret_home / "registry.db").write_text("private")
+        tree = write_tree(tmp_path / "drop", {"test_peek.py": """
+            import os
+            def test_peek():
+                assert os.listdir(os.environ["SECRET_HOME"]) == []
+        """})
+        run = run_test_suite(tree, ["pytest"], work_parent=tmp_path / "w", limits=LIMITS,
+                             env={"SECRET_HOME": str(secret_home)}, hide_paths=[secret_home])
+        assert run.outcome == "passed", run.log_path.read_text()[-2000:]
+    finally:
+        shutil.rmtree(secret_home, ignore_errors=True)

@@ -109,7 +109,10 @@ class SecretsAnalyzer:
             return [], [], []
         total = sum(size for _, size in files)
         n = max(1, min(self.workers, -(-total // BYTES_PER_WORKER)))
-        chunks = _proc.chunks_by_size(files, n)
+        sizes = dict(files)
+        # Balanced by bytes; each worker then goes smallest first, so that a time limit
+        # leaves the fewest files unscanned.
+        chunks = [sorted(c, key=lambda rel: (sizes[rel], rel)) for c in _proc.chunks_by_size(files, n)]
         records: list[dict[str, Any]] = []
         not_reached: list[str] = []
         with tempfile.TemporaryDirectory(prefix="noa-secrets-") as tmp:

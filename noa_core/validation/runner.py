@@ -179,6 +179,8 @@ def run_test_suite(
     pythonpath: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     keep_work_copy: bool = True,
+    hide_paths: Sequence[str | os.PathLike[str]] = (),
+    readonly_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> SuiteRun:
     """Copy ``tree`` under ``work_parent``, run ``command`` there isolated, count results.
 
@@ -191,6 +193,8 @@ def run_test_suite(
     more with ``-o addopts=`` and the result says so.
 
     The log (stdout and stderr) is written next to the work copy, outside it.
+    ``hide_paths`` / ``readonly_paths`` go to :func:`noa_core.isolation.run_isolated`
+    (pass NOA's home in ``hide_paths`` when it is not in ``$NOA_HOME``).
     """
     tree = Path(tree)
     work_parent = Path(work_parent)
@@ -206,14 +210,16 @@ def run_test_suite(
         notes.append(f"ran with NOA's interpreter {sys.executable}; the dropped code's own dependencies "
                      "were not installed")
     try:
-        res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True)
+        res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True,
+                           hide_paths=hide_paths, readonly_paths=readonly_paths)
         seconds = res.seconds
         retried = False
         if tool == "pytest" and res.returncode == _PYTEST_USAGE and not res.timed_out:
             first = log.with_name(log.stem + ".usage-error.log")
             log.replace(first)
             argv = [*argv, "-o", "addopts="]
-            res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True)
+            res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True,
+                           hide_paths=hide_paths, readonly_paths=readonly_paths)
             seconds += res.seconds
             retried = True
             notes.append(f"pytest exited 4 (usage error, see {first.name}); retried once with -o addopts=")
