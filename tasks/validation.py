@@ -36,8 +36,9 @@ def validate_task(settings: NoaSettings, tree: Path, manifest: NoaManifest, resu
     limits = settings.exec.model_copy(update={"wall_seconds": manifest.test.timeout_s})
     work_parent = settings.layout().tmp / "validate" / drop_id
     work_parent.mkdir(parents=True, exist_ok=True)
+    # NOA_HOME (registry, other drops, reports) is hidden from the dropped code; its work copy stays.
     run = run_test_suite(tree, command, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                         keep_work_copy=False)
+                         keep_work_copy=False, hide_paths=(settings.layout().root,))
     counts = run.counts
     reason = "; ".join(run.notes)
     if run.retried_without_addopts:

@@ -4,6 +4,7 @@ dependencies, tests, licence. No subprocesses; each runs in milliseconds."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,23 @@ def test_results_are_json_serialisable(project: Path) -> None:
     for analyzer in (LanguagesAnalyzer(), BuildSystemAnalyzer(), DependenciesAnalyzer(),
                      TestsAnalyzer(), LicenceAnalyzer()):
         json.dumps(analyzer.analyze(project).as_dict())
+
+
+# -- hostile trees -------------------------------------------------------------------
+
+def test_hostile_tree_fifo_symlinked_dir_and_deep_toml(tmp_path: Path) -> None:
+    outside = write_tree(tmp_path / "outside", {"requirements.txt": "stolen==1.0\n",
+                                                "LICENSE": MIT_TEXT})
+    tree = write_tree(tmp_path / "tree", {
+        "pyproject.toml": "[project]\nname='x'\nx = " + "[" * 5000 + "]" * 5000 + "\n",
+    })
+    (tree / "requirements").symlink_to(outside, target_is_directory=True)
+    (tree / "LICENSE").symlink_to(outside / "LICENSE")
+    os.mkfifo(tree / "pipe.py")  # opening it for reading would block forever
+    for analyzer in (LanguagesAnalyzer(), BuildSystemAnalyzer(), DependenciesAnalyzer(),
+                     TestsAnalyzer(), LicenceAnalyzer()):
+        result = analyzer.analyze(tree)
+        assert "stolen" not in json.dumps(result.as_dict())
+    deps = DependenciesAnalyzer().analyze(tree)
+    assert deps.status == "unknown" and "pyproject.toml" in deps.reason
+    assert LicenceAnalyzer().analyze(tree).status == "unknown"  # the symlinked LICENSE is not read

@@ -83,12 +83,6 @@ class Listing:
         """Files outside vendored / build-output directories."""
         return tuple(f for f in self.files if not f.vendored)
 
-    def by_rel(self) -> dict[str, FileEntry]:
-        return {f.rel: f for f in self.files}
-
-    def has(self, rel: str) -> bool:
-        return any(f.rel == rel for f in self.files)
-
 
 def _is_vendored_dir(name: str, parent_names: set[str], parent: Path) -> bool:
     if name in VENDORED_DIRS:

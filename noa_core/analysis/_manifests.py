@@ -46,6 +46,8 @@ def load_toml(tree: Path, rel: str) -> dict[str, Any]:
         return tomllib.loads(read(tree, rel))
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{rel}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ManifestError(f"{rel}: TOML nested too deeply") from None
     except OSError as exc:
         raise ManifestError(f"{rel}: {exc.strerror or exc}") from None
 

@@ -109,8 +109,10 @@ def collect_python(tree: Path, listing: _fs.Listing | None = None) -> Collected:
         else:
             out.manifests.append("pyproject.toml")
         static_project, dynamic_deps = _pyproject(tree, doc, out)
+    # A static [project] table is what installers use; setup.cfg / setup.py then only
+    # configure the build, so their dependency lists are not read.
     setup_unknown = False
-    if m.exists(tree, "setup.cfg"):
+    if m.exists(tree, "setup.cfg") and not static_project:
         _setup_cfg(tree, out)
     if m.exists(tree, "setup.py") and not static_project:
         setup_unknown = not _setup_py(tree, out)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.analysis import _fs, _proc
-from noa_core.analysis.interface import AnalyzerResult, Finding, Severity
+from noa_core.analysis.interface import AnalyzerError, AnalyzerResult, Finding, Severity
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 ARGV_BUDGET = 100_000  # characters of file arguments per bandit process
@@ -135,7 +135,7 @@ class SastAnalyzer:
                 try:
                     doc = json.loads(report.read_text(encoding="utf-8"))
                 except (OSError, json.JSONDecodeError):
-                    raise RuntimeError(f"bandit produced no report (exit {done.returncode}): "
+                    raise AnalyzerError(f"bandit produced no report (exit {done.returncode}): "
                                        f"{done.stderr_tail()}") from None
                 issues.extend(r for r in doc.get("results", []) if isinstance(r, dict))
                 errors.extend(str(e.get("filename", "?")) for e in doc.get("errors", [])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.analysis import _fs, _proc
-from noa_core.analysis.interface import AnalyzerResult, Finding
+from noa_core.analysis.interface import AnalyzerError, AnalyzerResult, Finding
 
 WORKER = Path(__file__).with_name("_secrets_worker.py")
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -49,6 +49,7 @@ class SecretsAnalyzer:
         listing = _fs.walk(tree)
         to_scan: list[tuple[str, int]] = []
         too_large: list[str] = []
+        unreadable: list[str] = []
         binary = 0
         for f in listing.files:
             if f.size > MAX_FILE_BYTES:
@@ -57,6 +58,7 @@ class SecretsAnalyzer:
             try:
                 head = _fs.read_bytes(tree, f.rel, HEAD_BYTES)
             except OSError:
+                unreadable.append(f.rel)
                 continue
             if _fs.is_binary(head):
                 binary += 1
@@ -66,12 +68,14 @@ class SecretsAnalyzer:
         records, not_reached, failed = self._scan(tree, to_scan)
         findings: list[Finding] = []
         by_type: dict[str, int] = {}
+        high = 0
         for rec in sorted(records, key=lambda r: r["file"]):
             for hit in rec.get("secrets", []):
                 by_type[hit["type"]] = by_type.get(hit["type"], 0) + 1
+                allow = bool(hit.get("allowlisted"))
+                high += not allow
                 if len(findings) >= MAX_FINDINGS:
                     continue
-                allow = bool(hit.get("allowlisted"))
                 note = " (line is marked 'allowlist secret')" if allow else ""
                 findings.append(Finding(
                     analyzer=self.name, rule=str(hit["type"]), severity="medium" if allow else "high",
@@ -84,13 +88,15 @@ class SecretsAnalyzer:
             "symlinks_skipped": listing.symlinks_skipped,
             "secrets": sum(by_type.values()),
             "by_type": by_type,
-            "high": sum(1 for f in findings if f.severity == "high"),
+            "high": high,
             "findings_truncated": sum(by_type.values()) > len(findings),
         }
-        unscanned = too_large + not_reached + failed
+        unscanned = too_large + unreadable + not_reached + failed
         if unscanned:
             data["not_scanned"] = unscanned[:200]
             parts = []
+            if unreadable:
+                parts.append(f"{len(unreadable)} unreadable")
             if too_large:
                 parts.append(f"{len(too_large)} over {MAX_FILE_BYTES // (1024 * 1024)} MiB")
             if not_reached:
@@ -132,7 +138,7 @@ class SecretsAnalyzer:
                 seen = {r["file"] for r in got}
                 not_reached.extend(rel for rel in chunk if rel not in seen)
                 if done.returncode not in (0, None) and not got:
-                    raise RuntimeError(f"detect-secrets worker failed: {done.stderr_tail()}")
+                    raise AnalyzerError(f"detect-secrets worker failed: {done.stderr_tail()}")
         failed = [r["file"] for r in records if "error" in r]
         return records, not_reached, failed
 
