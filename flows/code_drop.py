@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.config import NoaSettings
 from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
-from tasks.analysis import ai_opinion_task, all_analyzers, analyze_task
+from tasks.analysis import ai_opinion_task, all_analyzers, analysis_cache, analyze_task
 from tasks.intake import fetch_source_task, parse_source_task
 from tasks.reporting import FlowProgress, write_report_task
 from tasks.validation import validate_task
@@ -82,7 +82,8 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
 
     t = time.perf_counter()
     analyzers = all_analyzers()
-    futures = {name: analyze_task.submit(name, a.version, fetched.tree, stats["tree_hash"], drop_id)
+    analyze = analyze_task.with_options(result_storage=analysis_cache(layout.root))
+    futures = {name: analyze.submit(name, a.version, fetched.tree, stats["tree_hash"], drop_id)
                for name, a in analyzers.items()}
     ai_future = ai_opinion_task.submit(fetched.tree, identity["project"], identity["is_update"],
                                        futures["languages"], settings.llm_model_path,

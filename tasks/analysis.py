@@ -7,11 +7,13 @@ computed it, which is how the report tells a cached result from a fresh one.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.filesystems import LocalFileSystem
 
 from noa_core.analysis.interface import Analyzer
 from noa_core.analysis.llm import LlmContext, llm_opinion
@@ -23,6 +25,17 @@ def all_analyzers() -> dict[str, Analyzer]:
     for plugin in load_plugin_analyzers():
         found.setdefault(plugin.name, plugin)
     return found
+
+
+def analysis_cache(home: Path) -> LocalFileSystem:
+    """Where analyzer results persist: inside NOA_HOME, so each workspace keeps its own cache."""
+    path = home / "cache" / "analysis"
+    path.mkdir(parents=True, exist_ok=True)
+    block = LocalFileSystem(basepath=str(path))
+    # Prefect wants result storage saved server-side; one block per NOA_HOME.
+    name = "noa-analysis-" + hashlib.blake2s(str(home.resolve()).encode(), digest_size=6).hexdigest()
+    block.save(name, overwrite=True)
+    return block
 
 
 def _analysis_cache_key(context: Any, parameters: dict[str, Any]) -> str:

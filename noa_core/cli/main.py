@@ -181,3 +181,6 @@ def prefect_stop(home: HomeOption = None) -> None:
 def main() -> None:  # pragma: no cover - console entry point
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     app()
+
+
+# --- sub-commands registered by their own modules (one line each) ---------------------
