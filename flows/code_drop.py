@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.config import NoaSettings
+from noa_core.intake import FetchedSource, SourceSpec
 from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
 from tasks.analysis import ai_opinion_task, all_analyzers, analysis_cache, analyze_task
 from tasks.intake import fetch_source_task, parse_source_task
@@ -28,16 +29,23 @@ from tasks.workspace import (
     confidence_task,
     identify_project_task,
     land_task,
+    mark_drop_failed_task,
     new_drop_id,
     record_outcome_task,
     register_files_task,
 )
 
+ECOSYSTEMS = ("python", "javascript", "rust", "go")
 STEPS = ["fetch", "register", "analyse", "confidence", "adapt", "assign", "land", "validate", "feedback", "report"]
 
 
-def _settings(home: str | None) -> NoaSettings:
+def _settings(home: str | None, workspace: str | None) -> NoaSettings:
+    """Settings from the environment, a ``noa-workspace`` block, then an explicit home."""
     settings = NoaSettings()
+    if workspace:
+        from blocks.workspace import NoaWorkspace
+
+        settings = NoaWorkspace.load(workspace).settings(settings)
     return settings.model_copy(update={"home": Path(home)}) if home else settings
 
 
@@ -48,89 +56,111 @@ def _drop_run_name() -> str:
     return "drop-" + source.rstrip("/").rsplit("/", 1)[-1][:60]
 
 
+def _receive(source: str, settings: NoaSettings) -> tuple[SourceSpec, str, FetchedSource, dict[str, Any]]:
+    """Fetch and identify. A refusal here leaves nothing behind in NOA_HOME."""
+    layout = settings.layout()
+    spec = parse_source_task(source)
+    drop_id = new_drop_id(spec)
+    try:
+        fetched = fetch_source_task(spec, layout.drops / drop_id / "src", settings.ingest, layout.drops / "cache")
+        identity = identify_project_task(settings, fetched)  # a bad noa.yaml is refused here
+    except BaseException:
+        shutil.rmtree(layout.drops / drop_id, ignore_errors=True)
+        raise
+    return spec, drop_id, fetched, identity
+
+
+def _analyse(settings: NoaSettings, fetched: FetchedSource, identity: dict[str, Any], tree_hash: str,
+             drop_id: str, use_ai: bool) -> tuple[dict[str, AnalyzerResult], dict[str, bool], dict[str, Any]]:
+    """All analyzers in parallel (cached by content) and the LLM opinion beside them."""
+    analyze = analyze_task.with_options(result_storage=analysis_cache(settings.layout().root))
+    futures = {name: analyze.submit(name, a.version, fetched.tree, tree_hash, drop_id)
+               for name, a in all_analyzers().items()}
+    ai_future = ai_opinion_task.submit(fetched.tree, identity["project"], identity["is_update"],
+                                       futures["languages"], settings.llm_model_path,
+                                       settings.llm_max_tokens) if use_ai else None
+    raw = {name: f.result() for name, f in futures.items()}
+    results = {name: AnalyzerResult.from_dict(r) for name, r in raw.items()}
+    cached = {name: r.get("computed_by") != drop_id for name, r in raw.items()}
+    ai: dict[str, Any] = ai_future.result() if ai_future is not None else {
+        "name": "llm", "status": "skipped", "reason": "disabled with --no-ai", "data": {}}
+    return results, cached, ai
+
+
+def _data(results: dict[str, AnalyzerResult], name: str) -> dict[str, Any]:
+    result = results.get(name)
+    return dict(result.data) if result is not None and result.status != "skipped" else {}
+
+
 @flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)
-def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True) -> dict[str, Any]:
-    """Drop SOURCE into the workspace: analyse, score, adapt, sandbox and validate it."""
+def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True,
+              workspace: str | None = None) -> dict[str, Any]:
+    """Drop SOURCE into the workspace: analyse, score, adapt, sandbox and validate it.
+
+    ``workspace`` names a saved ``noa-workspace`` block (home, database URL as a secret);
+    ``home`` overrides its NOA_HOME.
+    """
     logger = get_run_logger()
-    settings = _settings(home)
+    settings = _settings(home, workspace)
     layout = settings.layout().ensure()
     progress = FlowProgress(STEPS)
     progress.start()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    spec = parse_source_task(source)
-    drop_id = new_drop_id(spec)
-    try:
-        fetched = fetch_source_task(spec, layout.drops / drop_id / "src", settings.ingest, layout.drops / "cache")
-    except BaseException:
-        shutil.rmtree(layout.drops / drop_id, ignore_errors=True)  # a refused drop leaves nothing behind
-        raise
+    spec, drop_id, fetched, identity = _receive(source, settings)
     timings["fetch"] = time.perf_counter() - t0
     progress.step("fetch")
     logger.info("fetched %s: %d files, %d bytes", source, fetched.files_total, fetched.bytes_total)
 
     t = time.perf_counter()
-    try:
-        identity = identify_project_task(settings, fetched)  # a bad noa.yaml is refused here
-    except BaseException:
-        shutil.rmtree(layout.drops / drop_id, ignore_errors=True)
-        raise
     stats = register_files_task(settings, drop_id, identity, fetched)
     timings["register"] = time.perf_counter() - t
     progress.step("register")
+    try:
+        t = time.perf_counter()
+        results, cached, ai = _analyse(settings, fetched, identity, stats["tree_hash"], drop_id, use_ai)
+        timings["analyse"] = time.perf_counter() - t
+        timings["ai"] = float(ai.get("seconds", 0.0))
+        progress.step("analyse")
 
-    t = time.perf_counter()
-    analyzers = all_analyzers()
-    analyze = analyze_task.with_options(result_storage=analysis_cache(layout.root))
-    futures = {name: analyze.submit(name, a.version, fetched.tree, stats["tree_hash"], drop_id)
-               for name, a in analyzers.items()}
-    ai_future = ai_opinion_task.submit(fetched.tree, identity["project"], identity["is_update"],
-                                       futures["languages"], settings.llm_model_path,
-                                       settings.llm_max_tokens) if use_ai else None
-    raw_results = {name: f.result() for name, f in futures.items()}
-    results = {name: AnalyzerResult.from_dict(r) for name, r in raw_results.items()}
-    timings["analyse"] = time.perf_counter() - t
-    ai: dict[str, Any] = ai_future.result() if ai_future is not None else {
-        "name": "llm", "status": "skipped", "reason": "disabled with --no-ai", "data": {}}
-    timings["ai"] = float(ai.get("seconds", 0.0))
-    progress.step("analyse")
+        confidence = confidence_task(settings, results)
+        progress.step("confidence")
+        manifest, origin = adapt_task(fetched.tree, identity["project"], results, identity.get("version"))
+        progress.step("adapt")
+        assignment = assign_task(settings, confidence, ai.get("data", {}).get("opinion"), identity, manifest,
+                                 sandbox, fetched.tree)
+        progress.step("assign")
+        landed = land_task(settings, fetched, identity, assignment["sandbox"], drop_id, source)
+        progress.step("land")
 
-    confidence = confidence_task(settings, results)
-    progress.step("confidence")
-    manifest, origin = adapt_task(fetched.tree, identity["project"], results, identity.get("version"))
-    progress.step("adapt")
-    assignment = assign_task(settings, confidence, ai.get("data", {}).get("opinion"), identity, manifest,
-                             sandbox, fetched.tree)
-    progress.step("assign")
-    landed = land_task(settings, fetched, identity, assignment["sandbox"], drop_id, source)
-    progress.step("land")
+        t = time.perf_counter()
+        tests = validate_task(settings, landed["tree"], manifest, results, drop_id)
+        timings["validate"] = time.perf_counter() - t
+        progress.step("validate")
+        calibration_table = record_outcome_task(settings, drop_id, confidence, tests, identity, assignment, landed)
+        progress.step("feedback")
+    except BaseException as exc:
+        mark_drop_failed_task(settings, drop_id, exc)
+        raise
 
-    t = time.perf_counter()
-    tests = validate_task(settings, landed["tree"], manifest, results, drop_id)
-    timings["validate"] = time.perf_counter() - t
-    progress.step("validate")
-    calibration_table = record_outcome_task(settings, drop_id, confidence, tests, identity, assignment, landed)
-    progress.step("feedback")
-
-    findings = [f for r in results.values() for f in r.as_dict()["findings"]]
-    languages = results["languages"].data.get("by_bytes", {}) if results["languages"].status != "skipped" else {}
-    build = results["build_system"].data if results["build_system"].status != "skipped" else {}
-    licence = results["licence"].data.get("spdx") if results["licence"].status == "ok" else None
-    deps = results["dependencies"].data if results["dependencies"].status != "skipped" else {}
-    analyzer_status = {name: AnalyzerStatus(status=r.status, reason=r.reason, seconds=r.seconds,
-                                            cached=raw_results[name].get("computed_by") != drop_id)
+    analyzer_status = {name: AnalyzerStatus(status=r.status, reason=r.reason, seconds=r.seconds, cached=cached[name])
                        for name, r in results.items()}
     analyzer_status["llm"] = AnalyzerStatus(status=ai["status"], reason=ai.get("reason", ""),
                                             seconds=float(ai.get("seconds", 0.0)))
+    languages = _data(results, "languages")
+    deps = _data(results, "dependencies")
     timings["total"] = time.perf_counter() - t0
     report = DropReport(
         drop_id=drop_id, source=source, source_kind=spec.kind, project=identity["project"],
-        is_update=landed["is_update"], languages=dict(sorted(languages.items(), key=lambda kv: -kv[1])),
-        primary_language=results["languages"].data.get("primary"),
-        build_system=build.get("primary"),
-        dependencies={k: v for k, v in deps.items() if k in ("python", "javascript", "rust", "go") and isinstance(v, list)},
-        tests=TestsSummary(**tests), licence=licence, findings=findings,
+        is_update=landed["is_update"],
+        languages=dict(sorted(languages.get("by_bytes", {}).items(), key=lambda kv: -kv[1])),
+        primary_language=languages.get("primary"),
+        build_system=_data(results, "build_system").get("primary"),
+        dependencies={k: v for k, v in deps.items() if k in ECOSYSTEMS and isinstance(v, list)},
+        tests=TestsSummary(**tests),
+        licence=results["licence"].data.get("spdx") if results["licence"].status == "ok" else None,
+        findings=[f for r in results.values() for f in r.as_dict()["findings"]],
         confidence=confidence["calibrated"],
         confidence_detail=ConfidenceReport(raw=confidence["raw"], calibrated=confidence["calibrated"],
                                            contributions=[Contribution(**c) for c in confidence["contributions"]],

@@ -149,3 +149,10 @@ def record_outcome_task(settings: NoaSettings, drop_id: str, confidence: dict[st
     registry.finish_drop(drop_id, status="validated", sandbox=assignment["sandbox"], commit=landed["commit"],
                          confidence_raw=confidence["raw"], confidence=confidence["calibrated"])
     return confidence.get("calibration_table", [])
+
+
+@task(name="mark-drop-failed", cache_policy=NO_CACHE)
+def mark_drop_failed_task(settings: NoaSettings, drop_id: str, error: BaseException) -> None:
+    """A drop that broke after it was registered is marked failed, never left half-done."""
+    registry = open_registry(settings)
+    registry.finish_drop(drop_id, status="failed")

@@ -156,6 +156,16 @@ class SandboxStatus:
 
 
 @dataclass(frozen=True)
+class DropCommit:
+    """A commit that landed a drop (it carries a ``Drop-Id:`` trailer)."""
+
+    commit: str
+    drop_id: str
+    project: str | None
+    subject: str
+
+
+@dataclass(frozen=True)
 class _Entry:
     mode: bytes
     type: bytes
@@ -604,3 +614,55 @@ class WorkspaceRepo:
                 raise ConcurrentUpdate(f"{sb.branch} kept moving while resetting it to D")
             self._refresh_worktree(sb)
             return heads[Sandbox.D]
+
+    # moving branches (used by the sandbox merge) -----------------------------------------
+
+    def move_to(self, sandbox: Sandbox | str, new: str, *, expected: str, reason: str) -> bool:
+        """Compare-and-swap ``sandbox``'s branch from ``expected`` to commit ``new``, then refresh its worktree.
+
+        Returns False, changing nothing, when the branch is not at ``expected``. If the
+        worktree cannot be refreshed, the branch is put back to ``expected`` and the error raised.
+        """
+        sb = Sandbox.parse(sandbox)
+        self._ensure_ready()
+        new = self.git.out("rev-parse", "--verify", "--quiet", f"{new}^{{commit}}")
+        with self._lock(sb.value):
+            if expected == new:
+                return self._heads().get(sb) == new
+            if not self._update_ref(sb.ref, new, expected, reason):
+                return False
+            try:
+                self._refresh_worktree(sb)
+            except BaseException:
+                self._update_ref(sb.ref, expected, new, f"undo: {reason}")
+                raise
+        return True
+
+    def drops(self, sandbox: Sandbox | str) -> list[DropCommit]:
+        """The drops ``sandbox`` holds that D does not (newest first); for D, every drop in its history.
+
+        Read from the ``Drop-Id:`` trailers of the commits in ``D..<sandbox>``.
+        """
+        sb = Sandbox.parse(sandbox)
+        self._ensure_ready()
+        heads = self._heads()
+        revs = [heads[sb]] if sb is Sandbox.D else [heads[sb], "--not", heads[Sandbox.D]]
+        fmt = "%H%x00%s%x00%(trailers:key=Drop-Id,valueonly,separator=%x2C)%x00" \
+              "%(trailers:key=Project,valueonly,separator=%x2C)%x00%x1e"
+        out = self.git.out("log", f"--format={fmt}", *revs)
+        result = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\0")
+            if len(fields) < 4 or not fields[2].strip():
+                continue
+            commit, subject, drop_ids, projects = fields[:4]
+            project = projects.split(",")[0].strip() or None
+            for drop_id in drop_ids.split(","):
+                if drop_id.strip():
+                    result.append(DropCommit(commit=commit, drop_id=drop_id.strip(), project=project,
+                                             subject=subject))
+        return result
+
+    def merge_lock(self) -> AbstractContextManager[None]:
+        """Held by the sandbox merge for its whole run: one merge at a time per workspace."""
+        return self._lock("merge")
