@@ -3,7 +3,7 @@
 
 Plain baseline, run sequentially in the same process tree and on the same machine:
   pip download (fetch) -> tar extract -> git init/add/commit (land) -> pytest ->
-  bandit -> detect-secrets --all-files -> radon cc -> pip-audit on the declared deps.
+  bandit -> detect-secrets --all-files -> radon cc + radon mi -> pip-audit.
 NOA: `noa drop` as a user runs it (CLI subprocess, --no-ai), against an already
 running embedded Prefect server (its one-time start is reported apart), first with a
 cold analysis cache and then again with the same content (warm cache). The local LLM
@@ -72,7 +72,9 @@ def plain_tools(spec: str, work: Path) -> dict[str, float]:
                                          ok_codes=(0, 1))
     _, steps["secrets (detect-secrets)"] = timed("detect-secrets", [PY, "-m", "detect_secrets", "scan",
                                                                     "--all-files", "."], tree)
-    _, steps["complexity (radon cc)"] = timed("radon", [PY, "-m", "radon", "cc", "-j", "."], tree)
+    _, cc = timed("radon cc", [PY, "-m", "radon", "cc", "-j", "."], tree)
+    _, mi = timed("radon mi", [PY, "-m", "radon", "mi", "-j", "."], tree)  # NOA reports both
+    steps["complexity (radon cc + mi)"] = cc + mi
     reqs = work / "reqs.txt"
     reqs.write_text("")  # toolz/click/cachetools declare no pinned runtime deps worth auditing offline
     _, steps["vulns (pip-audit)"] = timed("pip-audit", [PY, "-m", "pip_audit", "-r", str(reqs), "--disable-pip",

@@ -84,6 +84,11 @@ def find_culprit(batch: Sequence[str], fails: ProbeFn, *, batch_detail: str = ""
     if test(()):
         return Culprit((), "the failing tests already fail on D without any sandbox", tuple(probes))
     found = canon(search(tuple(batch), ()))
+    if len(found) > 1:
+        # say "each passes alone" only after seeing it (subsets need not behave monotonically)
+        alone_fails = [name for name in found if test((name,))]
+        if alone_fails:
+            found = (alone_fails[0],)
     if len(found) == 1:
         reason = f"sandbox {found[0]} alone on top of D fails the tests"
     else:
