@@ -250,7 +250,9 @@ class _Plan:
                 implicit.add(os.path.dirname(os.path.realpath(exe)))
         for p in implicit:
             rp = os.path.realpath(p)
-            if any(_is_within(rp, h) for h in hide_dirs):
+            # re-expose what a hidden place or the private /tmp would otherwise cover
+            # (a venv under /tmp, as in a CI checkout there)
+            if _is_within(rp, SANDBOX_TMP) or any(_is_within(rp, h) for h in hide_dirs):
                 wanted.append(rp)
         readonly = [p for p in dict.fromkeys(wanted) if os.path.exists(p)]
         return cls(work, tuple(sorted(hide_dirs)), tuple(sorted(hide_files)), tuple(readonly), dict(env), limits)
