@@ -49,6 +49,12 @@ def _settings(home: str | None, workspace: str | None) -> NoaSettings:
     return settings.model_copy(update={"home": Path(home)}) if home else settings
 
 
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
 def _drop_run_name() -> str:
     from prefect.runtime import flow_run
 
@@ -170,6 +176,7 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
         manifest=manifest.model_dump(mode="json"), manifest_origin=origin,
         commit=landed["commit"], branch=landed["branch"], files=stats["files"], bytes=stats["bytes"],
         tree_hash=stats["tree_hash"], timings={k: round(v, 3) for k, v in timings.items()},
+        flow_run_id=_flow_run_id(),
     )
     report = write_report_task(report, layout.reports)
     progress.step("report")

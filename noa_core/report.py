@@ -73,6 +73,7 @@ class DropReport(BaseModel):
     tree_hash: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
     report_path: str | None = None
+    flow_run_id: str | None = None
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:

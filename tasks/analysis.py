@@ -70,7 +70,7 @@ def _file_sample(tree: Path, limit: int = 25) -> tuple[str, ...]:
     return tuple(sample)
 
 
-@task(name="ai-opinion", cache_policy=NO_CACHE, timeout_seconds=600)
+@task(name="ai-opinion", cache_policy=NO_CACHE)
 def ai_opinion_task(tree: Path, project: str, is_update: bool, languages: dict[str, Any],
                     model_path: Path | None, max_tokens: int) -> dict[str, Any]:
     """The local LLM's summary and feature / bug-fix / experimental opinion."""

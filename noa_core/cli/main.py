@@ -95,7 +95,7 @@ def drop(
     try:
         from noa_core.cli.connect import connect_prefect
 
-        connect_prefect(settings, console)
+        server = connect_prefect(settings, console)
         from flows.code_drop import code_drop
         from flows.runtime import run_in_process
 
@@ -108,6 +108,8 @@ def drop(
         typer.echo(json.dumps(report, indent=2, sort_keys=False))
     else:
         _print_drop_summary(report, Console())
+        if report.get("flow_run_id"):
+            console.print(f"Prefect UI: {server.ui_url.rstrip('/')}/runs/flow-run/{report['flow_run_id']}")
     raise typer.Exit(_drop_exit_code(report))
 
 
@@ -184,3 +186,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # --- sub-commands registered by their own modules (one line each) ---------------------
+from noa_core.cli.merge_cmd import register as _register_merge; _register_merge(app)  # noqa: E402
