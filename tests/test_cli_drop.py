@@ -123,7 +123,7 @@ HOSTILE = {
     "tar with absolute symlink": (tar_absolute_link, "passwd"),
     "symlink escape": (symlink_escape_dir, "secrets"),
     "zip bomb": (zip_bomb, "zeros.bin"),
-    "repo with hooks, fsmonitor and filter driver": (hooked_repo, ""),
+    "repo with hooks, fsmonitor and filter driver": (hooked_repo, "core.fsmonitor"),
     "ext:: submodule": (ext_submodule_repo, "evil"),
     "huge file": (huge_file_dir, "big.bin"),
     "bad noa.yaml": (bad_manifest_dir, "test.command"),

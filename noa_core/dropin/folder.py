@@ -19,7 +19,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -202,10 +201,6 @@ class DropInFolder:
 
     def drop_receipt(self, run_id: str) -> None:
         self.receipt_path(run_id).unlink(missing_ok=True)
-
-
-def remove_tree_quietly(path: Path) -> None:  # pragma: no cover - helper for callers cleaning their own temp dirs
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["DropInBusy", "DropInFolder", "OUTCOME_DIRS"]

@@ -121,14 +121,13 @@ class Journal:
             rec.taken_at, rec.finished_at = ev.get("t", ""), ""
         elif kind == "started":
             rec.state, rec.attempt, rec.run_id = "started", int(ev.get("attempt", rec.attempt)), ev.get("run_id")
-            rec.released = False
             if rec.run_id and rec.run_id not in rec.run_ids:
                 rec.run_ids.append(rec.run_id)
         elif kind == "interrupted":
             rec.state, rec.run_id, rec.released = "taken", None, False
             rec.interrupts += 1
             rec.attempt = int(ev.get("next_attempt", rec.attempt + 1))
-        elif kind == "released":
+        elif kind == "released":  # stays set until the next attempt begins
             rec.released = True
         elif kind == "resumed":
             rec.state, rec.run_id, rec.released = "taken", None, False

@@ -270,8 +270,13 @@ def check_conflicts(repo: WorkspaceRepo, sandboxes: list[Sandbox | str] | tuple[
         raise ValueError("D is the integration line, not a sandbox to merge into it")
     names = list(_sorted_names(tuple(names)))
     git = repo.git
-    d = d_head or repo.head(Sandbox.D)
-    tips = {n: (heads or {}).get(n) or repo.head(n) for n in names}
+    given = dict(heads or {})
+    if d_head is None or any(n not in given for n in names):
+        current = repo.heads()
+        given = {**current, **given}
+        d_head = d_head or current["D"]
+    d = d_head
+    tips = {n: given[n] for n in names}
     tips_with_d = {"D": d, **tips}
     calls = 0
 

@@ -365,6 +365,11 @@ class WorkspaceRepo:
         self._ensure_ready()
         return self._heads()[Sandbox.parse(sandbox)]
 
+    def heads(self) -> dict[str, str]:
+        """Every sandbox's head, read at once: ``{"A": sha, "B": sha, "C": sha, "D": sha}``."""
+        self._ensure_ready()
+        return {sb.value: sha for sb, sha in self._heads().items()}
+
     def _update_ref(self, ref: str, new: str, old: str | None, reason: str) -> bool:
         """Compare-and-swap ``ref`` from ``old`` (None: must not exist) to ``new``; False if it moved."""
         proc = self.git.run("update-ref", "-m", _one_line(reason)[:200], ref, new, old or "", check=False)

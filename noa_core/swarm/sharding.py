@@ -42,6 +42,7 @@ __all__ = [
     "aggregate",
     "collect_tests",
     "format_counts",
+    "nothing_to_run",
     "plan_shards",
     "pytest_base",
     "run_shard",
@@ -293,6 +294,11 @@ def whole_suite_plan(reason: str) -> ShardPlan:
     return ShardPlan(shards=(Shard(0, ()),), basis="whole suite", reason=reason)
 
 
+def nothing_to_run(reason: str) -> ShardPlan:
+    """The plan of a suite in which collection found no test at all."""
+    return ShardPlan(shards=(), basis="no tests", reason=reason)
+
+
 def plan_shards(files: Sequence[tuple[str, int]] | Mapping[str, int], n: int,
                 durations: Mapping[str, float] | None = None) -> ShardPlan:
     """Split test files into at most ``n`` shards, longest first onto the least-loaded shard.
@@ -414,7 +420,7 @@ def aggregate(runs: Sequence[ShardRun]) -> tuple[TestCounts | None, str]:
     if total is not None:
         line = format_counts(total) + (f" ({len(runs)} shards)" if len(runs) > 1 else "")
         total = replace(total, summary_line=line if len(runs) > 1 else total.summary_line, tool="pytest")
-    if any(r.counts is None for r in runs) and outcome in ("passed", "no tests"):
+    if any(r.counts is None and r.outcome != "no tests" for r in runs) and outcome in ("passed", "no tests"):
         outcome = "error"  # a shard without a summary line cannot be counted
     return total, outcome
 
@@ -437,7 +443,9 @@ def run_sharded(tree: Path, command: Sequence[str], n: int, *, work_parent: Path
         collection = collect_tests(tree, base, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
                                    hide_paths=hide_paths)
         clear = collection.clear_addopts
-        if collection.usable and n > 1:
+        if collection.outcome == "no tests":
+            plan = nothing_to_run(collection.problem)
+        elif collection.usable and n > 1:
             plan = plan_shards(collection.files + tuple((f, 0) for f in collection.skipped_files), n, durations)
         else:
             plan = whole_suite_plan(collection.problem or "one shard asked for")
