@@ -12,7 +12,7 @@ Timed, median of ``--repeat`` runs:
   merge-trees (D included), 2 more for the cumulative queue, 2 throw-away commits, the
   parsing and the matrix;
 * git alone: the same 8 ``git merge-tree --write-tree --name-only -z --messages`` calls
-  from a plain loop (no parsing), and a single one for scale;
+  from a plain Python loop (output read, not parsed), and a single one for scale;
 * the same with a content conflict between A and B.
 
 Prints a table and the ratio NOA / git alone.
@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from noa_core.config import HomeLayout  # noqa: E402
-from noa_core.sandbox.conflicts import check_conflicts  # noqa: E402
-from noa_core.sandbox.merge import build_integration  # noqa: E402
-from noa_core.sandbox.repository import WorkspaceRepo  # noqa: E402
+from noa_core.config import HomeLayout
+from noa_core.sandbox.conflicts import check_conflicts
+from noa_core.sandbox.merge import build_integration
+from noa_core.sandbox.repository import WorkspaceRepo
 
 DEFAULT_SPEC = "django==5.1.4"
 
@@ -89,7 +89,7 @@ def median_time(fn, repeat: int) -> float:
 def git_alone(repo: Path, pairs: list[tuple[str, str]]) -> None:
     for ours, theirs in pairs:
         subprocess.run(["git", f"--git-dir={repo}", "merge-tree", "--write-tree", "--name-only", "-z", "--messages",
-                        ours, theirs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                        ours, theirs], capture_output=True, check=False)
 
 
 def scenario(work: Path, tree: Path, *, conflict: bool, repeat: int) -> dict[str, float | int | str]:

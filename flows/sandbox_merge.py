@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,10 @@ from tasks.merge import (
     move_integration_task,
     open_workspace,
     plan_task,
+    read_test_plans_task,
     record_merge_task,
     recover_task,
     reset_sandbox_task,
-    read_test_plans_task,
     validate_project_task,
 )
 
@@ -70,7 +70,13 @@ def _settings(home: str | None) -> NoaSettings:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
 
 
 def _merge_run_name() -> str:
@@ -101,7 +107,7 @@ class _Validator:
         for project, (plan, future) in futures.items():
             try:
                 result = future.result()
-            except Exception as exc:  # the tests could not even run: that fails the project, not the flow
+            except Exception as exc:  # noqa: BLE001 - tests that cannot even run fail the project, not the flow
                 result = ProjectValidation(project, plan.tree, "error", reason=f"validation could not run: {exc}")
             self.runs += 1
             self.by_tree[plan.tree] = result
@@ -206,7 +212,7 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 per_sandbox={n: verdicts[n].as_dict() for n in plan.requested if n in verdicts},
                 mergeable=check.mergeable if check else (), suggestion=suggestion, message=message,
                 recovered=tuple(recovered), timings={k: round(v, 3) for k, v in timings.items()},
-                started=started, finished=_now())
+                started=started, finished=_now(), flow_run_id=_flow_run_id())
             report = record_merge_task(settings, report, {n: verdicts[n] for n in plan.requested if n in verdicts})
             logger.info("sandbox merge %s: %s", run_id, message)
             return report

@@ -31,9 +31,9 @@ from noa_core.sandbox.merge import (
     Verdict,
     build_integration,
     plan_merge,
+    read_test_plan,
     recover,
     render_markdown,
-    read_test_plan,
     validate_project,
     write_report,
     write_verdicts,
@@ -117,9 +117,10 @@ def move_integration_task(settings: NoaSettings, entry: JournalEntry) -> str:
 def _put_integration_back(txn: Transaction) -> None:
     repo = open_workspace(_home_settings(txn.get("home")))
     d_old, d_new = txn.get("d_old"), txn.get("d_new")
-    if repo.head(Sandbox.D) == d_new and d_new != d_old:
-        if not repo.move_to(Sandbox.D, d_old, expected=d_new, reason=f"noa: merge {txn.get('run_id')} rolled back"):
-            raise IntegrationMoved(f"could not put D back to {d_old[:12]}")
+    if repo.head(Sandbox.D) != d_new or d_new == d_old:
+        return
+    if not repo.move_to(Sandbox.D, d_old, expected=d_new, reason=f"noa: merge {txn.get('run_id')} rolled back"):
+        raise IntegrationMoved(f"could not put D back to {d_old[:12]}")
 
 
 @task(name="reset-sandbox", task_run_name="reset-sandbox-{name}", cache_policy=NO_CACHE)

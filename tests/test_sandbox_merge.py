@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workspace_helpers import git, write_tree
 
 from noa_core.config import NoaSettings
 from noa_core.sandbox.merge import MergeJournal, MergeRolledBack, read_verdict
 from noa_core.sandbox.repository import WorkspaceRepo
-from workspace_helpers import git, write_tree
 
 MANIFEST = "name: {name}\ntest:\n  command: [python, -m, pytest, -q]\n  pythonpath: ['.']\n"
 CORE = "def scale(x):\n    return x\n\n\ndef add(a, b):\n    return a + b\n"
@@ -122,8 +122,26 @@ def test_clean_merge_of_a_b_c_moves_d_after_running_the_tests(ws: Workspace) -> 
     assert MergeJournal(ws.repo).read() is None
     assert not git(ws.layout.repo, "for-each-ref", "refs/noa/tmp/").strip()  # the candidate pin is gone
 
+    artifacts = artifacts_of(report["flow_run_id"])
+    assert set(artifacts) == {"sandbox-merge", "sandbox-merge-conflicts", "sandbox-merge-validation"}
+    assert artifacts["sandbox-merge"].type == "markdown" and "merged" in artifacts["sandbox-merge"].data
+    matrix = json.loads(artifacts["sandbox-merge-conflicts"].data)
+    assert [row["sandbox"] for row in matrix] == ["D", "A", "B", "C"] and matrix[1]["B"] == "clean"
+
     again = ws.merge()
     assert again["outcome"] == "nothing to merge" and again["merged"] is False
+
+
+def artifacts_of(flow_run_id: str) -> dict[str, Any]:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+    return {a.key: a for a in found if a.key}
 
 
 def test_content_conflict_a_b_refuses_then_a_c_merges(ws: Workspace) -> None:
@@ -147,6 +165,8 @@ def test_content_conflict_a_b_refuses_then_a_c_merges(ws: Workspace) -> None:
     assert report["suggestion"] == "noa merge A C"
     row_a = next(r for r in report["matrix"] if r["sandbox"] == "A")
     assert "content" in row_a["B"] and row_a["C"] == "clean"
+    table = json.loads(artifacts_of(report["flow_run_id"])["sandbox-merge-conflicts"].data)
+    assert next(r for r in table if r["sandbox"] == "B")["A"].startswith("1 file (content)")
 
     second = ws.merge(["A", "C"])
     assert second["outcome"] == "merged", second["message"]
@@ -211,8 +231,9 @@ def test_pair_that_only_fails_together_is_named(ws: Workspace) -> None:
 
 
 def test_failure_after_d_moved_is_rolled_back_by_the_hooks(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.sandbox_merge as module
     from prefect import task
+
+    import flows.sandbox_merge as module
 
     ws.land("A", "strings", STRINGS)
     ws.land("B", "greet", changed(GREET, {"README.md": "greet\n"}))
@@ -258,3 +279,26 @@ def test_interrupted_merge_is_rolled_back_by_the_next_run(ws: Workspace) -> None
     assert report["recovered"] and "D put back" in report["recovered"][0]
     assert report["integration_head_before"] == d0  # planned after the recovery
     assert report["outcome"] == "merged"
+
+
+def test_d_moving_during_the_merge_refuses_without_touching_anything(ws: Workspace,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.sandbox_merge as module
+    from prefect import task
+
+    ws.land("A", "notes", {"README.md": "notes\n"})
+    before = ws.heads()
+
+    @task(name="read-test-plans")
+    def plans_while_someone_lands_in_d(settings: Any, commit: str, projects: list[str]) -> list[Any]:
+        ws.land("D", "other", {"README.md": "landed in D meanwhile\n"})
+        return []
+
+    monkeypatch.setattr(module, "read_test_plans_task", plans_while_someone_lands_in_d)
+    report = ws.merge()
+
+    assert report["outcome"] == "concurrent update" and report["merged"] is False
+    moved_d = ws.repo.head("D")
+    assert moved_d != before["D"] and report["integration_head_after"] == moved_d
+    assert ws.repo.head("A") == before["A"] and report["per_sandbox"]["A"]["status"] == "not merged"
+    assert MergeJournal(ws.repo).read() is None

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from workspace_helpers import INSPECT_ENV, git, write_tree
 
 from noa_core.config import HomeLayout
+from noa_core.errors import BadInput
 from noa_core.sandbox.bisect import find_culprit
 from noa_core.sandbox.conflicts import check_conflicts, classify, parse_merge_tree
 from noa_core.sandbox.merge import (
@@ -25,12 +27,10 @@ from noa_core.sandbox.merge import (
     export_project,
     parse_requested,
     plan_merge,
-    recover,
     read_test_plan,
+    recover,
 )
-from noa_core.errors import BadInput
 from noa_core.sandbox.repository import WorkspaceRepo
-from workspace_helpers import INSPECT_ENV, git, write_tree
 
 CORE = "def scale(x):\n    return x\n\n\ndef add(a, b):\n    return a + b\n"
 CALC = {
@@ -86,7 +86,7 @@ def git_merge_by_hand(repo: Path, tmp: Path, ours: str, theirs: str) -> tuple[in
            "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", "--detach", ours], check=True, env=env)
     proc = subprocess.run(["git", "-C", str(clone), "merge", "--no-edit", theirs], capture_output=True, text=True,
-                          env=env)
+                          env=env, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -279,3 +279,54 @@ def test_bisection_in_a_larger_batch_is_logarithmic() -> None:
     seen, fails = _probe({frozenset({"S11"})})
     culprit = find_culprit(names, fails)  # type: ignore[arg-type]
     assert culprit.sandboxes == ("S11",) and len(seen) <= 1 + 2 * 4
+
+
+# real code: released versions of one PyPI project -----------------------------------------------
+
+
+def pypi_tree(name: str, version: str, dest: Path) -> Path:
+    import sys
+    import tarfile
+
+    dl = dest / "dl"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                    f"{name}=={version}", "-d", str(dl)], check=True, capture_output=True, timeout=300)
+    (sdist,) = dl.glob("*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        tf.extractall(dest / "x", filter="data")
+    (root,) = (dest / "x").iterdir()
+    return root
+
+
+def git_merge_conflicts(repo: Path, tmp: Path, ours: str, theirs: str) -> tuple[int, set[str], set[str]]:
+    """(exit code, conflicted paths, CONFLICT kinds) of a plain ``git merge`` in a scratch clone."""
+    code, said = git_merge_by_hand(repo, tmp, ours, theirs)
+    clone = tmp / f"by-hand-{ours[:7]}-{theirs[:7]}"
+    unmerged = subprocess.run(["git", "-C", str(clone), "diff", "--name-only", "--diff-filter=U"],
+                              capture_output=True, text=True, env=INSPECT_ENV, check=True).stdout.split()
+    kinds = {line.split("(", 1)[1].split(")", 1)[0] for line in said.splitlines() if line.startswith("CONFLICT (")}
+    return code, set(unmerged), kinds
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_three_cachetools_releases_match_git_merge_by_hand(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    trees = {v: pypi_tree("cachetools", v, tmp_path / f"pypi-{v}") for v in ("7.3.3", "8.0.0", "8.0.2")}
+    ws.repo.land_drop(trees["7.3.3"], "cachetools", "D", "cachetools 7.3.3", drop_id="ct-733")
+    ws.repo.land_drop(trees["8.0.0"], "cachetools", "A", "cachetools 8.0.0", drop_id="ct-800")
+    ws.repo.land_drop(trees["8.0.2"], "cachetools", "B", "cachetools 8.0.2", drop_id="ct-802")
+    ws.land("C", "notes", {"README.md": "unrelated\n"})
+
+    report = check_conflicts(ws.repo, ["A", "B", "C"])
+
+    heads = ws.repo.heads()
+    for pair in report.pairs:
+        code, paths, kinds = git_merge_conflicts(ws.layout.repo, tmp_path, heads[pair.left], heads[pair.right])
+        assert (code != 0) == (not pair.clean), (pair, code)
+        assert {f.path for f in pair.files} == paths, (pair.left, pair.right)
+        git_kinds = {"content" if k == "content" else k for k in kinds}
+        assert {k for f in pair.files for k in f.kinds} <= git_kinds | {"content"}, (pair, kinds)
+    ab = next(p for p in report.pairs if {p.left, p.right} == {"A", "B"})
+    assert not ab.clean and report.per_sandbox.get("A") and report.per_sandbox.get("B")
+    assert "C" not in report.per_sandbox and "C" in report.mergeable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.table import Table
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
 
-HomeOption = Annotated[Optional[Path], typer.Option("--home", envvar="NOA_HOME", help="NOA_HOME (default ./.noa)")]
+HomeOption = Annotated[Path | None, typer.Option("--home", envvar="NOA_HOME", help="NOA_HOME (default ./.noa)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 
 
@@ -75,7 +75,7 @@ def _print_merge(report: dict[str, Any], console: Console) -> None:
 
 
 def merge(
-    sandboxes: Annotated[Optional[list[str]], typer.Argument(help="sandboxes to merge into D (default: every one "
+    sandboxes: Annotated[list[str] | None, typer.Argument(help="sandboxes to merge into D (default: every one "
                                                                   "of A, B, C ahead of D)")] = None,
     as_json: JsonOption = False,
     home: HomeOption = None,
@@ -90,10 +90,11 @@ def merge(
     except BadInput as exc:
         raise _error_exit(exc.one_line(), 2) from None
     report: dict[str, Any] | None = None
+    ui_url = ""
     try:
         from noa_core.cli.connect import connect_prefect
 
-        connect_prefect(settings, console)
+        ui_url = connect_prefect(settings, console).ui_url
         from flows.runtime import run_in_process
         from flows.sandbox_merge import sandbox_merge
 
@@ -112,6 +113,8 @@ def merge(
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_merge(report, Console())
+        if report.get("flow_run_id") and ui_url:
+            console.print(f"Prefect UI: {ui_url.rstrip('/')}/runs/flow-run/{report['flow_run_id']}")
     raise typer.Exit(0 if report["outcome"] in ("merged", "nothing to merge") else 1)
 
 

@@ -91,7 +91,8 @@ class QueueStep:
     onto: tuple[str, ...]
     clean: bool
     files: tuple[ConflictFile, ...]
-    commit: str | None              # the throw-away commit of this step (None when it conflicted)
+    commit: str | None              # the throw-away commit of this step, input of the next one
+                                    # (None when it conflicted, and for the last step)
     seconds: float
 
 
@@ -307,7 +308,7 @@ def check_conflicts(repo: WorkspaceRepo, sandboxes: list[Sandbox | str] | tuple[
         else:
             res = pair_results[frozenset(("D", name))]  # D + first sandbox is the D x sandbox pair
         commit = None
-        if res.clean:
+        if res.clean and name != names[-1]:  # the last step's commit would be input to nothing
             commit = queue_commit(git, res.tree, [current, tips[name]])
             current = commit
         queue.append(QueueStep(name, tuple(merged), res.clean, res.files, commit, res.seconds))

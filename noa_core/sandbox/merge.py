@@ -28,13 +28,18 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from noa_core.config import ExecLimits
 from noa_core.errors import BadInput, ManifestError, NoaError
-from noa_core.manifest import MANIFEST_FILENAME, MAX_MANIFEST_BYTES, NoaManifest, parse_manifest
+from noa_core.manifest import (
+    MANIFEST_FILENAME,
+    MAX_MANIFEST_BYTES,
+    NoaManifest,
+    parse_manifest,
+)
 from noa_core.sandbox.conflicts import merge_tree, queue_commit
 from noa_core.sandbox.git import Git, WorkspaceError
 from noa_core.sandbox.repository import PROJECTS_DIR, WorkspaceRepo
@@ -186,7 +191,7 @@ def project_trees(git: Git, commit: str) -> dict[str, str]:
     out = {}
     for record in filter(None, proc.stdout.split(b"\0")):
         meta, _, name = record.partition(b"\t")
-        mode, kind, sha = meta.split(b" ")
+        _mode, kind, sha = meta.split(b" ")
         if kind == b"tree":
             out[name.decode("utf-8", "surrogateescape")] = sha.decode()
     return out
@@ -372,9 +377,9 @@ def restore(repo: WorkspaceRepo, entry: JournalEntry) -> list[str]:
     """Put back every ref ``entry`` says a merge moved (only refs still where that merge left them)."""
     actions = []
     for name, old in entry.sandboxes.items():
-        if old != entry.d_new and repo.head(name) == entry.d_new:
-            if repo.move_to(name, old, expected=entry.d_new, reason=f"noa: merge {entry.run_id} rolled back"):
-                actions.append(f"sandbox {name} put back to {old[:12]}")
+        if (old != entry.d_new and repo.head(name) == entry.d_new
+                and repo.move_to(name, old, expected=entry.d_new, reason=f"noa: merge {entry.run_id} rolled back")):
+            actions.append(f"sandbox {name} put back to {old[:12]}")
     head = repo.head(Sandbox.D)
     if head == entry.d_new and entry.d_new != entry.d_old:
         if not repo.move_to(Sandbox.D, entry.d_old, expected=entry.d_new,
@@ -440,7 +445,7 @@ def read_verdict(reports: Path, sandbox: str) -> dict[str, Any] | None:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-{uuid.uuid4().hex[:6]}"
 
 
@@ -472,6 +477,7 @@ class MergeReport:
     started: str = ""
     finished: str = ""
     report_path: str | None = None
+    flow_run_id: str | None = None    # the Prefect flow run that made this report
     cltree: dict[str, str] = field(default_factory=lambda: {"status": "skipped", "reason": CLTREE_NOTE})
 
     @property
@@ -530,9 +536,35 @@ def write_report(reports: Path, report: MergeReport) -> MergeReport:
 
 
 __all__ = [
-    "CLTREE_NOTE", "Integration", "IntegrationConflict", "IntegrationMoved", "JournalEntry", "MergeError",
-    "MergeJournal", "MergePlan", "MergeReport", "MergeRolledBack", "ProjectValidation", "TestPlan", "Verdict",
-    "affected_projects", "build_integration", "export_project", "merge_message", "new_run_id", "parse_requested",
-    "pin", "plan_merge", "project_trees", "read_verdict", "recover", "render_markdown", "restore", "read_test_plan",
-    "unpin", "validate_project", "write_report", "write_verdicts",
+    "CLTREE_NOTE",
+    "Integration",
+    "IntegrationConflict",
+    "IntegrationMoved",
+    "JournalEntry",
+    "MergeError",
+    "MergeJournal",
+    "MergePlan",
+    "MergeReport",
+    "MergeRolledBack",
+    "ProjectValidation",
+    "TestPlan",
+    "Verdict",
+    "affected_projects",
+    "build_integration",
+    "export_project",
+    "merge_message",
+    "new_run_id",
+    "parse_requested",
+    "pin",
+    "plan_merge",
+    "project_trees",
+    "read_test_plan",
+    "read_verdict",
+    "recover",
+    "render_markdown",
+    "restore",
+    "unpin",
+    "validate_project",
+    "write_report",
+    "write_verdicts",
 ]
