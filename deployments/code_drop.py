@@ -12,9 +12,10 @@ How a drop-in item becomes a flow run in the Prefect UI:
   it every second, starting each scheduled run in a child process;
 * each item is triggered with ``run_deployment(deployment_id, parameters={source, sandbox,
   home, use_ai}, flow_run_name=<item>, idempotency_key="drop-in:<key>:<attempt>",
-  timeout=0)`` and its final state is polled from the API.  The idempotency key makes a
-  retried trigger (a watcher that died between creating the run and journalling it)
-  return the same run instead of a second one.
+  timeout=0)`` and its final state is polled from the API (calls are retried while the
+  API is away).  The idempotency key (scoped to the deployment) makes a retried trigger
+  (a watcher that died between creating the run and journalling it) return the same run
+  instead of a second one.
 
 The hooks run in the flow run's process:
 
@@ -41,16 +42,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+import httpx
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.deployments.runner import EntrypointType
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.runner import Runner
 from prefect.states import Crashed
 
@@ -64,6 +67,7 @@ WATCHER_PID_ENV = "NOA_DROPIN_WATCHER_PID"
 _PR_SET_PDEATHSIG = 1
 _REFUSALS_QUARANTINED = ("HostileInput", "LimitExceeded")
 _REFUSALS = _REFUSALS_QUARANTINED + ("BadInput", "ManifestError", "UnknownDrop")
+T = TypeVar("T")
 
 
 def deployment_name(home: str | os.PathLike[str]) -> str:
@@ -126,7 +130,8 @@ class PrefectDeploymentBackend:
 
     def __init__(self, home: str | os.PathLike[str], *, concurrency: int = 2, use_ai: bool = True,
                  sandbox: str = "AUTO", poll_interval: float = 1.0, receipt_timeout: float = 30.0,
-                 start_timeout: float = 180.0) -> None:
+                 start_timeout: float = 180.0, child_console_level: str | None = "CRITICAL",
+                 api_patience: float = 600.0) -> None:
         self.home = Path(home).resolve()
         self.folder = DropInFolder.for_home(self.home)
         self.name = deployment_name(self.home)
@@ -136,16 +141,23 @@ class PrefectDeploymentBackend:
         self.poll_interval = poll_interval
         self.receipt_timeout = receipt_timeout
         self.start_timeout = start_timeout
+        self.child_console_level = child_console_level
+        self.api_patience = api_patience
         self.deployment_id: UUID | None = None
         self._runner: Runner | None = None
         self._runner_loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._registered = threading.Event()
+        self._go = threading.Event()
+        self._abort = False
         self._client: Any = None
         self.description = f"deployment code_drop/{self.name}"
 
     # ---------------------------------------------------------------- serving
     def _serve(self) -> None:
+        """The runner thread: register the deployment, then serve once told to."""
+
         async def main() -> None:
             try:
                 self._runner_loop = asyncio.get_running_loop()
@@ -160,59 +172,143 @@ class PrefectDeploymentBackend:
             except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
                 self._error = exc
                 return
-            await runner.start()
+            self._registered.set()
+            await asyncio.to_thread(self._go.wait)
+            if not self._abort:
+                await runner.start()
 
         try:
             asyncio.run(main())
         except BaseException as exc:  # noqa: BLE001
             self._error = self._error or exc
 
+    async def _wait_for(self, done: Any, what: str) -> None:
+        assert self._thread is not None
+        deadline = time.monotonic() + self.start_timeout
+        while not done():
+            if self._error is not None or not self._thread.is_alive():
+                raise NoaError(f"cannot {what} the drop-in deployment: {self._error!r}")
+            if time.monotonic() > deadline:
+                raise NoaError(f"could not {what} the drop-in deployment within {self.start_timeout:.0f} s")
+            await asyncio.sleep(0.05)
+
     async def start(self) -> None:
+        """Register ``code_drop/drop-in-<hash>`` (nothing runs until :meth:`serve`)."""
         os.environ[WATCHER_PID_ENV] = str(os.getpid())  # inherited by the flow run processes
+        if self.child_console_level:
+            # this process configured its logging when it imported prefect; the flow run
+            # processes started from now on log to the API (the UI) and not over our progress lines
+            os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = self.child_console_level
         self._thread = threading.Thread(target=self._serve, name="noa-drop-in-runner", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + self.start_timeout
-        while not (self._runner is not None and self._runner.started):
-            if self._error is not None or not self._thread.is_alive():
-                raise NoaError(f"cannot serve the drop-in deployment: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise NoaError(f"the drop-in deployment did not start within {self.start_timeout:.0f} s")
-            await asyncio.sleep(0.05)
+        await self._wait_for(self._registered.is_set, "register")
         self._client = get_client()
         await self._client.__aenter__()
         self.description = f"deployment code_drop/{self.name} ({self._ui_base() or 'Prefect UI'})"
 
+    async def serve(self) -> None:
+        """Start the runner: it polls the deployment every second and runs what is scheduled."""
+        self._go.set()
+        await self._wait_for(lambda: self._runner is not None and self._runner.started, "serve")
+
+    def _tracked(self, run_id: str) -> bool:
+        """True while the runner still holds the run's process (it exits a moment after its final state)."""
+        manager = getattr(self._runner, "_process_manager", None)
+        try:
+            return manager is not None and manager.get(UUID(run_id)) is not None
+        except Exception:  # noqa: BLE001 - a private API: never let it break the watcher
+            return False
+
+    async def _drain_finished(self, timeout: float = 30.0) -> None:
+        """Let finished runs' processes exit before the runner stops.
+
+        ``Runner.astop`` cancels every process it still holds, and a run whose process is
+        still exiting after Completed would be flipped to Cancelled.
+        """
+        manager = getattr(self._runner, "_process_manager", None)
+        if manager is None or self._client is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ids = list(manager.flow_run_ids())
+            except Exception:  # noqa: BLE001
+                return
+            finished = []
+            for run_id in ids:
+                try:  # no patience here: a watcher that stops must not hang on an absent API
+                    flow_run = await self._client.read_flow_run(run_id)
+                except ObjectNotFound:
+                    flow_run = None
+                except Exception:  # noqa: BLE001
+                    return
+                if flow_run is None or (flow_run.state is not None and flow_run.state.is_final()):
+                    finished.append(run_id)
+            if not finished:
+                return
+            await asyncio.sleep(0.2)
+
     async def stop(self) -> None:
+        if self._runner is not None and self._go.is_set():
+            await self._drain_finished()
         if self._client is not None:
             await self._client.__aexit__(None, None, None)
             self._client = None
+        self._abort = not self._go.is_set()
+        self._go.set()
         runner, loop = self._runner, self._runner_loop
         if runner is not None and loop is not None and runner.started and not loop.is_closed():
             future = asyncio.run_coroutine_threadsafe(runner.astop(), loop)
             try:
                 await asyncio.wait_for(asyncio.wrap_future(future), timeout=60)
-            except (asyncio.TimeoutError, RuntimeError):
+            except (TimeoutError, RuntimeError):
                 pass
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 60)
 
     # ---------------------------------------------------------------- runs
+    async def _patiently(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry ``call`` while the API is unreachable or answers 5xx, for up to ``api_patience`` s.
+
+        Safe for every call made here: reads, a forced Crashed state, and run creation,
+        which carries an idempotency key.
+        """
+        deadline = time.monotonic() + self.api_patience
+        delay = 1.0
+        while True:
+            try:
+                return await call()
+            except (httpx.TransportError, PrefectHTTPStatusError) as exc:
+                status = getattr(getattr(exc, "response", None), "status_code", 0) or 0
+                if isinstance(exc, PrefectHTTPStatusError) and status < 500:
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise NoaError(f"the Prefect API did not answer while trying to {what}: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def submit(self, request: RunRequest) -> RunTicket:
         assert self.deployment_id is not None
-        flow_run = await arun_deployment(
-            self.deployment_id,
+        deployment_id = self.deployment_id
+        flow_run = await self._patiently(lambda: arun_deployment(
+            deployment_id,
             parameters={"source": request.source, "sandbox": request.sandbox, "home": request.home,
                         "use_ai": request.use_ai},
-            flow_run_name=request.name[:200], timeout=0, idempotency_key=request.idempotency_key,
-            tags=[DROP_IN_TAG, f"drop-in-kind:{request.kind}"], as_subflow=False)
+            flow_run_name=request.name[:200], timeout=0,
+            # idempotency keys are per flow on the server: scope them to this home's deployment
+            idempotency_key=f"{self.name}:{request.idempotency_key}",
+            tags=[DROP_IN_TAG, f"drop-in-kind:{request.kind}"], as_subflow=False), f"start a run for {request.name}")
         run_id = str(flow_run.id)
         return RunTicket(run_id, self.url(run_id))
 
     async def _read(self, run_id: str) -> FlowRun | None:
-        try:
-            return await self._client.read_flow_run(UUID(run_id))
-        except ObjectNotFound:
-            return None
+        async def read() -> FlowRun | None:
+            try:
+                return await self._client.read_flow_run(UUID(run_id))
+            except ObjectNotFound:
+                return None
+
+        return await self._patiently(read, f"read flow run {run_id}")
 
     async def status(self, run_id: str) -> RunStatus:
         flow_run = await self._read(run_id)
@@ -233,7 +329,11 @@ class PrefectDeploymentBackend:
             if flow_run is None:
                 return RunOutcome("crashed", message="the flow run no longer exists on the Prefect server")
             if flow_run.state is not None and flow_run.state.is_final():
-                return await self._outcome(flow_run)
+                outcome = await self._outcome(flow_run)
+                deadline = time.monotonic() + 30
+                while self._tracked(run_id) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)  # its process is exiting; the item is done when it is gone
+                return outcome
             await asyncio.sleep(self.poll_interval)
 
     async def _outcome(self, flow_run: FlowRun) -> RunOutcome:
@@ -257,7 +357,7 @@ class PrefectDeploymentBackend:
                               error_type=err.get("type"), hostile=bool(err.get("hostile")),
                               bad_input=bool(err.get("bad_input")), message=err.get("message") or message)
         # no receipt (the run's process died right after its final state): read the state itself
-        m = re.search(r"exception: (\w+): (.*)$", message, re.S)
+        m = re.search(r"exception: (\w+): (.*)$", message, re.DOTALL)
         error_type = m.group(1) if m else None
         report = self._find_report(flow_run) if kind == "completed" else None
         return RunOutcome(kind, report=report, error_type=error_type,  # type: ignore[arg-type]
@@ -283,10 +383,13 @@ class PrefectDeploymentBackend:
         return best[1] if best else None
 
     async def mark_crashed(self, run_id: str, message: str) -> None:
-        try:
-            await self._client.set_flow_run_state(UUID(run_id), Crashed(message=message), force=True)
-        except ObjectNotFound:
-            pass
+        async def mark() -> None:
+            try:
+                await self._client.set_flow_run_state(UUID(run_id), Crashed(message=message), force=True)
+            except ObjectNotFound:
+                pass
+
+        await self._patiently(mark, f"mark flow run {run_id} crashed")
 
     def _ui_base(self) -> str | None:
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL

@@ -57,7 +57,7 @@ class DropInFolder:
     root: Path
 
     @classmethod
-    def for_home(cls, home: str | os.PathLike[str]) -> "DropInFolder":
+    def for_home(cls, home: str | os.PathLike[str]) -> DropInFolder:
         return cls(Path(home).resolve() / "drop-in")
 
     @property
@@ -91,7 +91,7 @@ class DropInFolder:
     def outcome_dir(self, outcome: str) -> Path:
         return self.root / OUTCOME_DIRS[outcome]
 
-    def ensure(self) -> "DropInFolder":
+    def ensure(self) -> DropInFolder:
         for d in (self.root, self.processed, self.failed, self.quarantine, self.work, self.runs):
             d.mkdir(parents=True, exist_ok=True)
         return self
@@ -128,6 +128,8 @@ class DropInFolder:
         dest_dir = self.work_dir(key)
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / name
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "already in .work", str(dest))
         os.rename(self.root / name, dest)
         return dest
 
@@ -203,4 +205,4 @@ class DropInFolder:
         self.receipt_path(run_id).unlink(missing_ok=True)
 
 
-__all__ = ["DropInBusy", "DropInFolder", "OUTCOME_DIRS"]
+__all__ = ["OUTCOME_DIRS", "DropInBusy", "DropInFolder"]

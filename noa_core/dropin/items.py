@@ -64,8 +64,7 @@ def temp_base(name: str) -> str | None:
         if low.endswith(suffix):
             base = base[: -len(suffix)]
             break
-    if base.startswith("."):
-        base = base[1:]
+    base = base.removeprefix(".")
     return base if base and base != name else None
 
 
@@ -369,6 +368,17 @@ def read_source_file(path: Path) -> str:
 
 
 __all__ = [
-    "ItemKind", "RESERVED_NAMES", "SOURCE_FILE_SUFFIXES", "Signature", "TEMP_SUFFIXES", "archive_looks_complete",
-    "classify", "content_key", "is_ignored", "is_temp_of", "read_source_file", "signature", "temp_base",
+    "RESERVED_NAMES",
+    "SOURCE_FILE_SUFFIXES",
+    "TEMP_SUFFIXES",
+    "ItemKind",
+    "Signature",
+    "archive_looks_complete",
+    "classify",
+    "content_key",
+    "is_ignored",
+    "is_temp_of",
+    "read_source_file",
+    "signature",
+    "temp_base",
 ]

@@ -8,18 +8,21 @@ before the watcher acts on it; a torn last line (power loss) is skipped on load.
 ``started``      a code_drop flow run was created for attempt n (its flow run id)
 ``interrupted``  the watcher found attempt n's run abandoned by a watcher that died;
                  the next attempt follows
-``released``     the watcher was stopped on purpose while attempt n ran; the next
-                 attempt follows and does not count as an interruption
+``released``     the watcher was stopped on purpose while attempt n ran (its run is
+                 cancelled); the flag stays until the next attempt begins
+``resumed``      a released attempt is replaced by the next one, which does not count
+                 as an interruption
 ``finished``     the outcome (processed / failed / quarantined), where the item went, the
                  reason and the report; ``retryable`` says whether dropping the same
                  content again runs it again (transient failures only)
 
 Exactly-once comes from the order of operations in the service: an item is moved out of
-the user's folder before ``taken`` is written, a run is created with an idempotency key
+the user's folder into ``.work/<key>/`` before ``taken`` is written (recovery adopts a
+``.work`` entry the journal lacks), a run is created with an idempotency key
 ``<key>:<attempt>`` before ``started`` is written (so a crash in between finds the same
-run again), and ``finished`` is written before the item is moved to its outcome folder
-(recovery repeats the move, which is idempotent).  A ``finished`` key is never run again
-unless it is retryable and dropped again.
+run again, not a second one), and ``finished`` is written before the item is moved to its
+outcome folder (recovery repeats the move, which is idempotent).  A ``finished`` key is
+never run again unless it is retryable and dropped again.
 
 The file is compacted (rewritten as one ``snapshot`` event per key) when it grows past
 ``compact_after`` lines.
@@ -33,7 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 State = Literal["taken", "started", "finished"]
 Outcome = Literal["processed", "failed", "quarantined"]
@@ -193,8 +196,7 @@ class Journal:
         """Rewrite the journal as one snapshot per key (atomic rename)."""
         tmp = self.path.with_name(self.path.name + ".compact")
         with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in self.records.values():
-                fh.write(json.dumps({"t": _now_iso(), "key": rec.key, "ev": "snapshot", "record": asdict(rec)}) + "\n")
+            fh.writelines(json.dumps({"t": _now_iso(), "key": rec.key, "ev": "snapshot", "record": asdict(rec)}) + "\n" for rec in self.records.values())
             fh.flush()
             os.fsync(fh.fileno())
         self._fh.close()
@@ -205,7 +207,7 @@ class Journal:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -100,7 +100,11 @@ class RunBackend(Protocol):
 
     description: str
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Register the deployment; runs may be created but none is executed yet."""
+
+    async def serve(self) -> None:
+        """Begin executing runs (after recovery has looked at the ones left from before)."""
 
     async def stop(self) -> None: ...
 
@@ -232,7 +236,7 @@ class DropInService:
     def _emit(self, kind: EventKind, name: str = "", **kw: Any) -> None:
         try:
             self.on_event(DropInEvent(kind, name, **kw))
-        except Exception:  # pragma: no cover - a progress printer never stops the watcher
+        except Exception:  # noqa: BLE001, S110 - a progress printer never stops the watcher
             pass
 
     async def run(self) -> list[ItemResult]:
@@ -242,12 +246,13 @@ class DropInService:
         with self.folder.lock():
             self.journal = Journal(self.folder.journal)
             try:
-                await self.backend.start()
                 try:
+                    await self.backend.start()
                     self._emit("watching", message=(
-                        f"watching {self.folder.root} (settle {self.options.settle:g} s, concurrency "
+                        f"{self.folder.root} (settle {self.options.settle:g} s, concurrency "
                         f"{self.options.concurrency}{', once' if self.options.once else ''}); {self.backend.description}"))
                     await self._recover()
+                    await self.backend.serve()
                     await self._main_loop()
                 finally:
                     await self._cancel_tasks()
@@ -266,7 +271,7 @@ class DropInService:
                     break
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.options.interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._wake.clear()
         finally:
@@ -315,7 +320,7 @@ class DropInService:
                 self._wake.set()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # inotify limits, unsupported filesystems: the scans carry on
+        except Exception as exc:  # noqa: BLE001 - inotify limits, odd filesystems: the scans carry on
             self._emit("warning", message=f"file events unavailable ({exc}); polling every "
                                           f"{self.options.interval:g} s")
 
@@ -435,7 +440,7 @@ class DropInService:
             return source
         return str(path)
 
-    async def _process(self, rec: ItemRecord, adopt_run_id: str | None = None, recovering: bool = False) -> None:
+    async def _process(self, rec: ItemRecord, adopt_run_id: str | None = None) -> None:
         """Run one item (or adopt its existing run) and file it by outcome."""
         assert self.journal is not None and self._sem is not None
         key, name = rec.key, rec.name
@@ -447,26 +452,13 @@ class DropInService:
                 source = await self._prepare(rec)
                 if source is None:
                     return
-            outcome: RunOutcome | None = None
             async with self._sem:
-                while run_id is None:
+                if run_id is None:
                     assert source is not None
-                    ticket = await self.backend.submit(RunRequest(
-                        key=key, attempt=rec.attempt, name=name, kind=rec.kind, source=source,
-                        home=str(self.home), use_ai=self.options.use_ai, sandbox=self.options.sandbox))
-                    run_id = ticket.run_id
-                    rec = self.journal.started(key, rec.attempt, run_id)
-                    if recovering:  # a run with this idempotency key may be older than this watcher
-                        recovering = False
-                        action, rec, outcome = await self._reconcile(rec, run_id)
-                        if action == "done":
-                            return
-                        if action == "rerun":
-                            run_id = None
+                    run_id = await self._submit(rec, source)
                 self._emit("running", name, message=f"attempt {rec.attempt}" if rec.attempt > 1 else "",
                            url=self.backend.url(run_id), key=key)
-                if outcome is None:
-                    outcome = await self.backend.wait(run_id)
+                outcome = await self.backend.wait(run_id)
             await self._conclude(rec, run_id, outcome)
         except asyncio.CancelledError:
             current = self.journal.get(key)
@@ -475,10 +467,18 @@ class DropInService:
             raise
         except NoaError as exc:
             self._error(rec, run_id, exc.one_line())
-        except Exception as exc:  # the orchestrator went away: the item stays in .work for the next start
+        except Exception as exc:  # noqa: BLE001 - the item stays in .work; the next start resumes it
             self._error(rec, run_id, f"{type(exc).__name__}: {exc}")
         finally:
             self._active.pop(key, None)
+
+    async def _submit(self, rec: ItemRecord, source: str) -> str:
+        assert self.journal is not None
+        ticket = await self.backend.submit(RunRequest(
+            key=rec.key, attempt=rec.attempt, name=rec.name, kind=rec.kind, source=source, home=str(self.home),
+            use_ai=self.options.use_ai, sandbox=self.options.sandbox))
+        self.journal.started(rec.key, rec.attempt, ticket.run_id)
+        return ticket.run_id
 
     def _error(self, rec: ItemRecord, run_id: str | None, message: str) -> None:
         self._emit("error", rec.name, message=f"{_one_line(message, 500)} (left in {self.folder.work_dir(rec.key)}; "
@@ -583,12 +583,18 @@ class DropInService:
             await self._recover_one(rec)
 
     async def _recover_one(self, rec: ItemRecord) -> None:
+        """Before the runner serves: decide for one unfinished item, then hand it on."""
+        assert self.journal is not None
         if rec.state == "taken" or rec.run_id is None:
-            self._emit("resumed", rec.name, message=f"taken before the last stop; running it (attempt {rec.attempt})",
-                       key=rec.key)
-            self._spawn(self._process(rec, recovering=True))
-            return
+            # taken, maybe with a run already created under this attempt's idempotency key
+            source = await self._prepare(rec)
+            if source is None:
+                return
+            await self._submit(rec, source)
+            rec = self.journal.get(rec.key)  # type: ignore[assignment]
+            assert rec is not None and rec.run_id is not None
         run_id = rec.run_id
+        assert run_id is not None
         action, rec, _outcome = await self._reconcile(rec, run_id)
         if action == "rerun":
             self._spawn(self._process(rec))
@@ -606,7 +612,8 @@ class DropInService:
         key = rec.key
         status = await self.backend.status(run_id)
         if status is RunStatus.SCHEDULED:
-            self._emit("resumed", rec.name, message="its run is still scheduled; waiting for it", key=key)
+            self._emit("resumed", rec.name, message=f"its run is scheduled; running it (attempt {rec.attempt})",
+                       key=key)
             return "adopt", rec, None
         if status is RunStatus.FINAL:
             outcome = await self.backend.wait(run_id)
@@ -631,6 +638,17 @@ class DropInService:
         return "rerun", rec, None
 
 
-__all__ = ["DropInEvent", "DropInService", "EventKind", "ItemResult", "MAX_INTERRUPTS", "RunBackend", "RunOutcome",
-           "RunRequest", "RunStatus", "RunTicket", "WatchOptions"]
+__all__ = [
+    "MAX_INTERRUPTS",
+    "DropInEvent",
+    "DropInService",
+    "EventKind",
+    "ItemResult",
+    "RunBackend",
+    "RunOutcome",
+    "RunRequest",
+    "RunStatus",
+    "RunTicket",
+    "WatchOptions",
+]
 
