@@ -340,3 +340,74 @@ def test_stopped_watcher_releases_its_run_and_the_next_start_runs_it(prefect_api
     assert [e["ev"] for e in read_journal(drop_in)] == ["taken", "started", "released", "resumed", "started",
                                                         "finished"]
     assert Counter(r.state_type.value for r in flow_runs_of(home))["COMPLETED"] == 1
+
+
+def _sdist(name: str, version: str, dest: Path) -> Path:
+    """A real sdist from PyPI, downloaded once into the shared test cache."""
+    cache = Path(os.environ.get("NOA_TEST_SDIST_CACHE") or Path.home() / ".cache" / "noa-test-sdists")
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / f"{name}-{version}.tar.gz"
+    if not archive.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
+                        f"{name}=={version}", "-d", str(cache)], check=True, capture_output=True, timeout=600)
+    return Path(shutil.copy2(archive, dest / archive.name))
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_ten_items_with_real_sdists_each_dropped_once(prefect_api_url: str, tmp_path: Path) -> None:
+    """The issue's scene: ten items at once, real sdists among them, a hostile and a late one."""
+    home = tmp_path / "home"
+    drop_in = home / "drop-in"
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    write_project(stage / "alpha", "alphaproj")
+    write_project(stage / "beta", "betaproj", tests=4)
+    tar_gz_of(write_project(tmp_path / "gamma-src" / "gamma", "gammaproj"), stage / "gamma.tar.gz")
+    local_repo = write_project(tmp_path / "repos" / "deltaproj", "deltaproj")
+    make_repo(local_repo, {})
+    (stage / "delta.url").write_text(f"{local_repo}\n")
+    url_repo = write_project(tmp_path / "repos" / "epsilonproj", "epsilonproj")
+    make_repo(url_repo, {})
+    (stage / "epsilon.url").write_text(f"file://{url_repo}\n")
+    (stage / "toolz.source").write_text("pypi:toolz==1.2.0\n")
+    _sdist("cachetools", "8.0.2", stage)
+    (stage / "more.txt").write_text("pypi:cachetools==8.0.1\n")
+    zip_slip(stage / "slip.zip")
+    slow_bytes = project_tarball(tmp_path, "slowproj")
+
+    watcher = Watcher(home, prefect_api_url, "--settle", "1.5", "--concurrency", "2")
+    try:
+        watcher.wait_for(lambda line: line.startswith("watching"), 180)
+
+        def slow_writer() -> None:
+            with open(drop_in / "slow.tar.gz", "wb") as fh:
+                step = max(1, len(slow_bytes) // 5)
+                for i in range(0, len(slow_bytes), step):
+                    fh.write(slow_bytes[i:i + step])
+                    fh.flush()
+                    time.sleep(0.7)
+
+        slow = threading.Thread(target=slow_writer)
+        slow.start()
+        copy_in(sorted(stage.iterdir()), drop_in)
+        slow.join()
+        finished = wait_finished(drop_in, 10, 900, watcher)
+        watcher.proc.send_signal(signal.SIGTERM)
+        assert watcher.finish(60) == 0, "\n".join(watcher.lines[-40:])
+    finally:
+        watcher.kill()
+
+    names = {e["key"]: e["name"] for e in read_journal(drop_in) if e["ev"] == "taken"}
+    outcomes = sorted((names[e["key"]], e["outcome"]) for e in finished)
+    assert outcomes == sorted([(n, "processed") for n in (
+        "alpha", "beta", "gamma.tar.gz", "delta.url", "epsilon.url", "toolz.source", "cachetools-8.0.2.tar.gz",
+        "more.txt", "slow.tar.gz")] + [("slip.zip", "quarantined")])
+    runs = flow_runs_of(home)
+    assert len(runs) == 10 and len({r.name for r in runs}) == 10
+    by_source = reports_by_source(home)
+    assert len(by_source) == 9 and set(by_source.values()) == {1}
+    toolz = json.loads((drop_in / "processed" / "toolz.source.report.json").read_text())
+    assert toolz["project"] == "toolz" and toolz["tests"]["passed"] == 192
+    cachetools = json.loads((drop_in / "processed" / "cachetools-8.0.2.tar.gz.report.json").read_text())
+    assert cachetools["tests"]["passed"] == 476
