@@ -9,10 +9,12 @@ WHEELS=${NOA_WHEEL_CACHE:-$HOME/.cache/noa-wheels}
 LLAMA=llama-cpp-python==0.3.36
 STAMP=.venv/.noa-installed
 
-# System tools: bubblewrap isolates dropped code (unshare is the fallback), git is the workspace.
+# System tools: bubblewrap isolates dropped code (unshare is the fallback), git is the workspace,
+# Go is the Go swarm's toolchain (Rust's cargo comes with the machine; without it that swarm says skipped).
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v go >/dev/null 2>&1 || need_apt+=(golang-go)   # the Go swarm's toolchain
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: apt-get install ${need_apt[*]}" >&2

@@ -188,3 +188,4 @@ def main() -> None:  # pragma: no cover - console entry point
 # --- sub-commands registered by their own modules (one line each) ---------------------
 from noa_core.cli.merge_cmd import register as _register_merge; _register_merge(app)  # noqa: E402
 from noa_core.cli.watch_cmd import register as _register_watch; _register_watch(app)  # noqa: E402
+from noa_core.cli.swarm_cmd import register as _register_swarm; _register_swarm(app)  # noqa: E402

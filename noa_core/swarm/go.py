@@ -14,11 +14,15 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
 from noa_core.swarm.hive import content_hash
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport, Toolchain, skipped_result
+from noa_core.swarm.sharding import format_counts
 from noa_core.validation.counts import NoSummaryLine, parse_go_test
 
 __all__ = ["GoToolchain", "find_go", "parse_benchmarks"]
@@ -78,7 +82,7 @@ class GoToolchain(Toolchain):
                 "GOFLAGS": "-buildvcs=false"}
 
     def _check(self, copy: SharedCopy, ctx: SwarmContext, check: str, sub: list[str], chash: str,
-               interpret: "callable") -> CheckResult:  # type: ignore[valid-type]
+               interpret: Callable[[int, str, str, dict[str, Any]], CheckResult]) -> CheckResult:
         assert self.go and self._version
         argv = [self.go, *sub]
         key_cmd = ["go", *sub]
@@ -86,8 +90,9 @@ class GoToolchain(Toolchain):
 
         def compute() -> CheckResult:
             res, text, log = copy.run(argv, ctx, env=self._env(copy.work), name=check)
-            base = dict(toolchain="go", check=check, tool="go", tool_version=version, command=tuple(key_cmd),
-                        seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
+            base: dict[str, Any] = dict(
+                toolchain="go", check=check, tool="go", tool_version=version, command=tuple(key_cmd),
+                seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
             if res.timed_out:
                 return CheckResult(status="failed", reason=f"go {sub[0]} timed out",
                                    data={"log": str(log), "uncacheable": "timeout"}, **base)
@@ -103,16 +108,17 @@ class GoToolchain(Toolchain):
             why = "module dependencies not available offline: " + why
         return f"{what} exited {rc}: {why}"
 
-    def _vet(self, rc: int, text: str, log: str, base: dict) -> CheckResult:
+    def _vet(self, rc: int, text: str, log: str, base: dict[str, Any]) -> CheckResult:
         if rc == 0:
             return CheckResult(status="ok", data={"log": log}, **base)
         findings = len(re.findall(r"^\S+\.go:\d+:\d+: ", text, re.M))
         return CheckResult(status="failed", reason=self._failure("go vet", rc, text), findings=findings,
                            data={"log": log}, **base)
 
-    def _test(self, rc: int, text: str, log: str, base: dict) -> CheckResult:
+    def _test(self, rc: int, text: str, log: str, base: dict[str, Any]) -> CheckResult:
         try:
             counts = parse_go_test(text)
+            counts = replace(counts, summary_line=format_counts(counts))
         except NoSummaryLine:
             counts = None
         if counts is None:
@@ -127,16 +133,17 @@ class GoToolchain(Toolchain):
         reason = f"{counts.failed} test(s) failed" if counts.failed else self._failure("go test", rc, text)
         return CheckResult(status="failed", reason=reason, counts=counts, data={"log": log}, **base)
 
-    def _bench(self, rc: int, text: str, log: str, base: dict) -> CheckResult:
+    def _bench(self, rc: int, text: str, log: str, base: dict[str, Any]) -> CheckResult:
         benchmarks = parse_benchmarks(text)
         if rc != 0:
             return CheckResult(status="failed", reason=self._failure("go test -bench", rc, text),
                                data={"log": log, "benchmarks": benchmarks}, **base)
         if not benchmarks:
             return CheckResult(status="skipped", reason="no benchmarks in the module", data={"log": log}, **base)
-        # timings depend on the host's load: never reuse them from the hive
+        # a measurement on identical content is reused like any result; ask with reuse=False
+        # (noa swarm run --fresh) for new numbers
         return CheckResult(status="ok", reason=f"{len(benchmarks)} benchmarks",
-                           data={"log": log, "benchmarks": benchmarks, "uncacheable": "timings"}, **base)
+                           data={"log": log, "benchmarks": benchmarks}, **base)
 
     def run(self, tree: Path, ctx: SwarmContext) -> SwarmReport:
         t0 = time.perf_counter()

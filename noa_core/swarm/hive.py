@@ -12,6 +12,9 @@ tables of its own (``hive_*``, created idempotently, their own SQLAlchemy metada
   run's shards are balanced with them.
 * ``hive_failures`` / ``hive_flaky`` - tests that failed on some content, and tests seen
   flaky: failed, then passed on identical content.
+* ``hive_test_facts`` - what was learnt about single tests: "order-dependent" (failed
+  only when its file ran in a shard without the files before it; the next plans keep
+  that prefix together) and "whole-run-failure" (failed in a whole-suite run too).
 * ``hive_reports`` - each swarm flow run's report, by flow-run id: how the master reads
   what a swarm run on a worker found (same path in embedded and distributed mode).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,8 +35,23 @@ from pathlib import Path
 from typing import Any
 
 from blake3 import blake3
-from sqlalchemy import (JSON, Column, Engine, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        delete, func, insert, select, update)
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from noa_core.storage.database import make_engine
@@ -110,6 +129,19 @@ flaky_table = Table(
     UniqueConstraint("project", "node_hash"),
 )
 
+facts_table = Table(
+    "hive_test_facts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("fact", String(40), nullable=False),  # "order-dependent", "whole-run-failure"
+    Column("node_hash", String(32), nullable=False),
+    Column("node_id", Text, nullable=False),
+    Column("times", Integer, nullable=False, default=1),
+    Column("detail", JSON),  # order-dependent: {"needs_one_of": [files that may provide what it needs]}
+    Column("updated", UTCDateTime, nullable=False, default=utcnow),
+    UniqueConstraint("project", "fact", "node_hash"),
+)
+
 reports_table = Table(
     "hive_reports", metadata,
     Column("run_id", String(64), primary_key=True),
@@ -121,6 +153,32 @@ reports_table = Table(
 )
 
 DURATION_ALPHA = 0.5  # weight of the newest observation in the moving average
+
+
+_HOST = socket.gethostname()
+
+
+def _lease_owner(agent: str) -> str:
+    suffix = f"@{_HOST}:{os.getpid()}"
+    return agent[: 300 - len(suffix)] + suffix
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when a lease's process ran on this host and is gone."""
+    _, _, where = owner.rpartition("@")
+    host, _, pid = where.rpartition(":")
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a zombie is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _h(text: str, size: int = 16) -> str:
@@ -235,25 +293,40 @@ class Hive:
     # claims (leases) --------------------------------------------------------------------
 
     def claim(self, key: str, owner: str, lease_s: float) -> bool:
-        """Take the lease on ``key`` for ``lease_s`` seconds; False while another owner holds it."""
+        """Take the lease on ``key`` for ``lease_s`` seconds; False while another owner holds it.
+
+        The lease records the owner's process (``agent@host:pid``): a lease whose process is
+        gone from this host (a killed worker or CLI) is taken over at once, not waited out.
+        """
         now = time.time()
+        me = _lease_owner(owner)
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(claims_table).values(key=key, owner=owner[:300], expires=now + lease_s))
+                conn.execute(insert(claims_table).values(key=key, owner=me, expires=now + lease_s))
             return True
         except IntegrityError:
             pass
-        with self.engine.begin() as conn:  # expired, or already ours: take it over
-            res = conn.execute(update(claims_table)
-                               .where(claims_table.c.key == key)
-                               .where((claims_table.c.expires < now) | (claims_table.c.owner == owner[:300]))
-                               .values(owner=owner[:300], expires=now + lease_s))
+        with self.engine.begin() as conn:
+            row = conn.execute(select(claims_table.c.owner).where(claims_table.c.key == key)).first()
+            if row is None:
+                return False  # released meanwhile: the caller asks again
+            holder = row.owner
+            cond = (claims_table.c.expires < now) | (claims_table.c.owner == me)
+            if _owner_is_dead(holder):
+                cond = cond | (claims_table.c.owner == holder)
+            res = conn.execute(update(claims_table).where(claims_table.c.key == key).where(cond)
+                               .values(owner=me, expires=now + lease_s))
             return bool(res.rowcount)
 
     def release(self, key: str, owner: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(claims_table).where(claims_table.c.key == key)
-                         .where(claims_table.c.owner == owner[:300]))
+                         .where(claims_table.c.owner == _lease_owner(owner)))
+
+    def claim_owner(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(claims_table.c.owner).where(claims_table.c.key == key)).first()
+        return row.owner if row is not None else None
 
     def begin(self, key: str, agent: str, *, reuse: bool = True, lease_s: float = 3600.0,
               poll_s: float = 0.25) -> dict[str, Any] | None:
@@ -395,6 +468,38 @@ class Hive:
                                 .where(flaky_table.c.project == project)).all()
         return {r.node_id: int(r.times) for r in rows}
 
+    # test facts -------------------------------------------------------------------------
+
+    def record_facts(self, project: str, fact: str, node_ids: Iterable[str],
+                     details: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Note ``fact`` about each test (counted); ``details`` (by node id) replace the stored ones."""
+        now = utcnow()
+        details = details or {}
+        for node in dict.fromkeys(node_ids):
+            nh = _h(node)
+            detail = dict(details[node]) if node in details else None
+            if self._try_insert(facts_table, project=project, fact=fact, node_hash=nh, node_id=node, times=1,
+                                detail=detail, updated=now):
+                continue
+            values: dict[str, Any] = {"times": facts_table.c.times + 1, "updated": now}
+            if detail is not None:
+                values["detail"] = detail
+            with self.engine.begin() as conn:
+                conn.execute(update(facts_table).where(facts_table.c.project == project)
+                             .where(facts_table.c.fact == fact).where(facts_table.c.node_hash == nh).values(**values))
+
+    def facts(self, project: str, fact: str) -> dict[str, int]:
+        """Tests of ``project`` with ``fact`` (``order-dependent``, ``whole-run-failure``), with counts."""
+        return {n: int(d["times"]) for n, d in self.fact_details(project, fact).items()}
+
+    def fact_details(self, project: str, fact: str) -> dict[str, dict[str, Any]]:
+        """``{node id: {"times": n, **detail}}`` for the tests of ``project`` with ``fact``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(facts_table.c.node_id, facts_table.c.times, facts_table.c.detail)
+                                .where(facts_table.c.project == project).where(facts_table.c.fact == fact)).all()
+        return {r.node_id: {**(dict(r.detail) if isinstance(r.detail, dict) else {}), "times": int(r.times)}
+                for r in rows}
+
     # swarm reports ----------------------------------------------------------------------
 
     def put_report(self, run_id: str, kind: str, project: str, content: str, payload: Mapping[str, Any]) -> None:
@@ -416,7 +521,8 @@ class Hive:
         durations = self.durations(project)
         out: dict[str, Any] = {"project": project, "durations_known": len(durations),
                                "recorded_seconds": round(sum(durations.values()), 3),
-                               "flaky_known": len(self.flaky(project))}
+                               "flaky_known": len(self.flaky(project)),
+                               "order_dependent_known": len(self.facts(project, "order-dependent"))}
         if content is not None:
             out["content_hash"] = content
             out["results_for_content"] = len(self.results_for(content))

@@ -188,7 +188,7 @@ class SwarmContext:
     """Where and how a toolchain runs: work copies, limits, the hive, and who is running."""
 
     work_parent: Path
-    limits: ExecLimits = field(default_factory=ExecLimits)
+    limits: ExecLimits = field(default_factory=lambda: ExecLimits())
     hive: "Hive | None" = None
     agent: str = field(default_factory=default_agent)
     hide_paths: tuple[str, ...] = ()  # hidden from the dropped code (NOA_HOME when it is not $NOA_HOME)

@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 DEFAULT_TEST_COMMAND = ("python", "-m", "pytest")
+ORDER_DEPENDENT = "order-dependent"  # hive fact: failed only when sharded away from the files before it
+WHOLE_RUN_FAILURE = "whole-run-failure"  # hive fact: failed in a whole-suite run too
 _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", "target", "vendor"}
 _MAX_DETECT_ENTRIES = 20_000
 _MAX_LINT_JSON = 64 * 1024 * 1024
@@ -239,13 +241,67 @@ def begin_tests(tree: Path, ctx: SwarmContext) -> tuple[TestsJob, CheckResult | 
     return job, None
 
 
+_LAYOUT_FILES = {"conftest.py", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"}
+_LAYOUT_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_MAX_LAYOUT_FILE = 2 * 1024 * 1024
+
+
+def collection_key(job: TestsJob) -> str | None:
+    """The hive key of a suite's *collection*: what decides which test files pytest collects.
+
+    That is the tree's file layout (every path, not the contents), the contents of every
+    conftest.py and pytest configuration file, the command and the environment; editing a
+    test file's body does not change which files hold tests. ``None`` (always collect) when
+    doctests are involved: there, editing a module's docstring adds or removes a test file.
+    """
+    if any("doctest" in a for a in job.command):
+        return None
+    tree = Path(job.tree)
+    digest = hashlib.blake2b(digest_size=32)
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if d not in _LAYOUT_SKIP_DIRS)
+        rel_root = os.path.relpath(root, tree)
+        for name in sorted(files):
+            rel = os.path.normpath(os.path.join(rel_root, name))
+            digest.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+            if name in _LAYOUT_FILES:
+                path = Path(root) / name
+                try:
+                    if path.is_symlink() or path.stat().st_size > _MAX_LAYOUT_FILE:
+                        return None
+                    data = path.read_bytes()
+                except OSError:
+                    return None
+                if b"doctest" in data:
+                    return None
+                digest.update(hashlib.blake2b(data, digest_size=16).digest())
+    return result_key("pytest --collect-only", job.tool_version, digest.hexdigest(),
+                      [*job.command, "pythonpath=" + ":".join(job.pythonpath)], kind="python/collect")
+
+
+def _collect(job: TestsJob, ctx: SwarmContext) -> Collection:
+    """The suite's collection: from the hive when the layout is one it has seen, else collected now."""
+    key = collection_key(job) if ctx.hive is not None else None
+    if key is not None and job.reuse:
+        hit = ctx.hive.get(key)  # type: ignore[union-attr]
+        if hit is not None:
+            ctx.hive.record_hit(key)  # type: ignore[union-attr]
+            return replace(Collection.from_dict(hit["collection"]), reused=True, seconds=0.0)
+    collection = sharding.collect_tests(Path(job.tree), job.command, work_parent=Path(job.work_parent),
+                                        limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths)
+    if key is not None and collection.usable and collection.outcome == "passed":
+        meta = ResultMeta(toolchain="python", check="collect", tool="pytest", tool_version=job.tool_version,
+                          content_hash=job.content_hash, command=job.command)
+        ctx.hive.put(key, meta, {"status": "ok", "collection": collection.as_dict()}, job.agent)  # type: ignore[union-attr]
+    return collection
+
+
 def plan_tests(job: TestsJob, ctx: SwarmContext) -> tuple[ShardPlan, Collection | None]:
-    """Collect (no test runs) and split into ``job.shards`` shards by the hive's durations."""
+    """Collect (no test runs; or the hive's collection of the same layout) and split into
+    ``job.shards`` shards by the hive's durations."""
     if job.kind != "pytest":
         return sharding.whole_suite_plan(job.why_whole), None
-    collection = sharding.collect_tests(Path(job.tree), job.command, work_parent=Path(job.work_parent),
-                                        limits=job.exec_limits, pythonpath=job.pythonpath,
-                                        hide_paths=job.hide_paths)
+    collection = _collect(job, ctx)
     if collection.outcome == "no tests":
         return sharding.nothing_to_run(collection.problem), collection
     if not collection.usable:
@@ -254,7 +310,43 @@ def plan_tests(job: TestsJob, ctx: SwarmContext) -> tuple[ShardPlan, Collection 
         return sharding.whole_suite_plan("one shard asked for"), collection
     durations = ctx.hive.durations(job.project) if ctx.hive is not None else {}
     files = collection.files + tuple((f, 0) for f in collection.skipped_files)
-    return sharding.plan_shards(files, job.shards, durations), collection
+    together = _order_groups(ctx, job, [f for f, _ in collection.files]) if ctx.hive is not None else []
+    return sharding.plan_shards(files, job.shards, durations, together=together), collection
+
+
+def _order_groups(ctx: SwarmContext, job: TestsJob, ordered: Sequence[str]) -> list[tuple[str, ...]]:
+    """Files that must share a shard: each order-dependent test's file with the files that may
+    provide what it needs (learnt from the failures; without that knowledge, every file before
+    it). Overlapping groups are merged; each group keeps collection order."""
+    assert ctx.hive is not None
+    position = {f: i for i, f in enumerate(ordered)}
+    groups: list[set[str]] = []
+    for node, detail in ctx.hive.fact_details(job.project, ORDER_DEPENDENT).items():
+        consumer = node.split("::", 1)[0]
+        if consumer not in position:
+            continue
+        needs = [f for f in detail.get("needs_one_of", []) if f in position and position[f] < position[consumer]]
+        group = {consumer, *(needs or sharding.order_prefix(ordered, {consumer}))}
+        for other in [g for g in groups if g & group]:
+            group |= other
+            groups.remove(other)
+        groups.append(group)
+    return [tuple(sorted(g, key=position.__getitem__)) for g in groups if len(g) > 1]
+
+
+def _provider_candidates(node: str, runs: Sequence[ShardRun], ordered: Sequence[str],
+                         known: Mapping[str, Any] | None) -> list[str]:
+    """Files that ran before ``node``'s file in a whole run but not in its shard: one of them
+    provides what it needs. Narrowed with what earlier observations said, when they agree."""
+    consumer = node.split("::", 1)[0]
+    shard = next((r for r in runs if consumer in r.files), None)
+    if shard is None or consumer not in ordered:
+        return []
+    before = ordered[: ordered.index(consumer)]
+    candidates = [f for f in before if f not in shard.files]
+    previous = set((known or {}).get("needs_one_of", []))
+    narrowed = [f for f in candidates if f in previous]
+    return narrowed or candidates
 
 
 def run_test_shard(job: TestsJob, shard: Shard, clear_addopts: bool = False) -> ShardRun:
@@ -281,17 +373,50 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
     """Aggregate the shards, re-run failures once (failed, then passed on identical content =
     flaky), record durations and failures in the hive, store the result, release the lease."""
     t0 = time.perf_counter()
-    counts, outcome = sharding.aggregate(runs)
-    failed = list(dict.fromkeys(n for r in runs for n in r.failed))
-    ran_files = {f for r in runs for f in (r.files or tuple(r.durations))}
+    notes: list[str] = []
     hive = ctx.hive
     flaky: list[str] = []
     rerun: ShardRun | None = None
-    notes: list[str] = []
     try:
+        shard_runs: list[ShardRun] = []
+        counts, outcome = sharding.aggregate(runs)
+        if plan.sharded and outcome in ("failed", "error"):
+            # Failures in shards are confirmed by one whole-suite run unless every one of them is
+            # a test known to fail in whole runs too: a test may depend on files that ran before
+            # it (click's echo_via_pager tests need click._termui_impl imported by an earlier
+            # file), and a reused file plan may no longer hold (a file that fails to import
+            # interrupts a whole run). The result is then the whole run's, as a single run says.
+            shard_failed = [n for r in runs for n in r.failed]
+            known_real = set(hive.facts(job.project, WHOLE_RUN_FAILURE)) if hive is not None else set()
+            if outcome == "error" or not shard_failed or not set(shard_failed) <= known_real:
+                clear = collection.clear_addopts if collection else False
+                shard_runs = list(runs)
+                plan = replace(sharding.whole_suite_plan("shards failed: confirmed by a whole-suite run"),
+                               basis=f"whole suite (after {plan.basis})")
+                runs = [run_test_shard(job, plan.shards[0], clear)]
+                counts, outcome = sharding.aggregate(runs)
+                whole_failed = set(runs[0].failed)
+                only_sharded = sorted(n for n in shard_failed if n not in whole_failed)
+                if hive is not None and runs[0].counts is not None:
+                    hive.record_facts(job.project, WHOLE_RUN_FAILURE, sorted(whole_failed))
+                    if only_sharded and outcome in ("passed", "failed") and collection is not None:
+                        ordered = [f for f, _ in collection.files]
+                        known = hive.fact_details(job.project, ORDER_DEPENDENT)
+                        details = {n: {"needs_one_of": _provider_candidates(n, shard_runs, ordered, known.get(n))}
+                                   for n in only_sharded}
+                        hive.record_facts(job.project, ORDER_DEPENDENT, only_sharded, details)
+                notes.append(plan.reason)
+                if only_sharded:
+                    notes.append(f"{len(only_sharded)} test(s) failed only when sharded (order-dependent, "
+                                 f"kept with the files before them next time): " + ", ".join(only_sharded[:5]))
+        failed = list(dict.fromkeys(n for r in runs for n in r.failed))
+        ran_files = {f for r in runs for f in (r.files or tuple(r.durations))}
         if hive is not None:
             durations: dict[str, float] = {}
             for r in runs:
+                if r.outcome != "timeout":
+                    durations.update(r.durations)
+            for r in shard_runs:
                 if r.outcome != "timeout":
                     durations.update(r.durations)
             hive.record_durations(job.project, durations)
@@ -301,12 +426,14 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
             known = set(hive.flaky(job.project)) if hive is not None else set()
             if len(failed) <= sharding.MAX_RERUN_IDS or set(failed) <= known:
                 clear = collection.clear_addopts if collection else False
-                rerun = sharding.rerun_failed(Path(job.tree), job.command, failed, work_parent=Path(job.work_parent),
-                                              limits=job.exec_limits, pythonpath=job.pythonpath,
-                                              hide_paths=job.hide_paths, clear_addopts=clear)
+                rerun_ids = failed[:sharding.MAX_RERUN_IDS]
+                rerun = sharding.rerun_failed(Path(job.tree), job.command, rerun_ids,
+                                              work_parent=Path(job.work_parent), limits=job.exec_limits,
+                                              pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                                              clear_addopts=clear)
                 if rerun.outcome in ("passed", "failed") and rerun.counts is not None:
                     again = set(rerun.failed)
-                    flaky += [n for n in failed if n not in again]
+                    flaky += [n for n in rerun_ids if n not in again]
             else:
                 notes.append(f"{len(failed)} failures: too many to re-run")
         flaky = sorted(set(flaky))
@@ -326,14 +453,20 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
         if outcome == "failed" and still_failing and not reason:
             reason = f"{len(still_failing)} test(s) failed: " + ", ".join(still_failing[:5]) + (
                 " ..." if len(still_failing) > 5 else "")
-        wall = max((r.seconds for r in runs), default=0.0)
+        elif outcome == "failed" and not reason and counts is not None:
+            reason = f"{counts.failed} failed, {counts.errors} errors, {counts.subtests_failed} subtests failed"
+        wall = max((r.seconds for r in runs), default=0.0) + max((r.seconds for r in shard_runs), default=0.0)
         data: dict[str, Any] = {
             "outcome": outcome, "project": job.project, "content_hash": job.content_hash,
             "plan": plan.as_dict(), "sharded": plan.sharded,
             "shards": [{"index": r.index, "files": len(r.files), "outcome": r.outcome, "seconds": r.seconds,
                         "summary": r.counts.summary_line if r.counts else "", "log": r.log_path} for r in runs],
+            "confirmed_shards": [{"index": r.index, "files": len(r.files), "outcome": r.outcome,
+                                  "seconds": r.seconds, "failed": list(r.failed[:20]), "log": r.log_path}
+                                 for r in shard_runs],
             "collected": len(collection.node_ids) if collection else None,
             "collect_seconds": collection.seconds if collection else None,
+            "collection_reused": bool(collection and collection.reused),
             "failed_tests": failed[:200], "flaky": flaky,
             "rerun": rerun.as_dict() if rerun else None,
             "notes": notes + sorted({n for r in runs for n in r.notes}),
@@ -424,8 +557,9 @@ class PythonToolchain(Toolchain):
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             command = ("ruff", *argv[1:])
-            base = dict(toolchain="python", check="lint", tool="ruff", tool_version=version, command=command,
-                        seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
+            base: dict[str, Any] = dict(
+                toolchain="python", check="lint", tool="ruff", tool_version=version, command=command,
+                seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
             if res.timed_out:
                 return CheckResult(status="failed", reason="ruff timed out", data={"uncacheable": "timeout"}, **base)
             try:

@@ -16,11 +16,14 @@ import os
 import re
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
 from noa_core.swarm.hive import content_hash
-from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport, Toolchain, skipped_result
+from noa_core.swarm.interface import CheckResult, Status, SwarmContext, SwarmReport, Toolchain, skipped_result
+from noa_core.swarm.sharding import format_counts
 from noa_core.validation.counts import NoSummaryLine, parse_cargo_test
 
 __all__ = ["RustToolchain", "find_cargo"]
@@ -130,9 +133,10 @@ class RustToolchain(Toolchain):
             res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(), name=check)
             warnings = len(_WARNING.findall(text)) - len(_SUMMARY_WARNING.findall(text))
             errors = len(_ERROR.findall(text))
-            base = dict(toolchain="rust", check=check, tool="cargo", tool_version=version, command=tuple(key_cmd),
-                        seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent,
-                        findings=max(0, warnings) + errors)
+            base: dict[str, Any] = dict(
+                toolchain="rust", check=check, tool="cargo", tool_version=version, command=tuple(key_cmd),
+                seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent,
+                findings=max(0, warnings) + errors)
             data = {"warnings": max(0, warnings), "errors": errors, "log": str(log)}
             if res.timed_out:
                 return CheckResult(status="failed", reason=f"cargo {sub[0]} timed out",
@@ -156,10 +160,12 @@ class RustToolchain(Toolchain):
 
         def compute() -> CheckResult:
             res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(), name="test")
-            base = dict(toolchain="rust", check="test", tool="cargo", tool_version=version, command=tuple(key_cmd),
-                        seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
+            base: dict[str, Any] = dict(
+                toolchain="rust", check="test", tool="cargo", tool_version=version, command=tuple(key_cmd),
+                seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
             try:
                 counts = parse_cargo_test(text)
+                counts = replace(counts, summary_line=format_counts(counts))
             except NoSummaryLine:
                 counts = None
             data = {"log": str(log)}
@@ -170,7 +176,7 @@ class RustToolchain(Toolchain):
                 why = last_lines(text)
                 if _OFFLINE.search(text):
                     why = "dependencies not available offline: " + why
-                status = "failed" if res.returncode != 0 else "skipped"
+                status: Status = "failed" if res.returncode != 0 else "skipped"
                 return CheckResult(status=status, reason=f"no test results (exit {res.returncode}): {why}",
                                    data=data, **base)
             if res.returncode == 0 and counts.ok:

@@ -43,6 +43,7 @@ __all__ = [
     "collect_tests",
     "format_counts",
     "nothing_to_run",
+    "order_prefix",
     "plan_shards",
     "pytest_base",
     "run_shard",
@@ -173,6 +174,7 @@ class Collection:
     clear_addopts: bool  # the config's addopts had to be cleared (usage error)
     log_path: str
     problem: str = ""  # why the files cannot be sharded ("" when they can)
+    reused: bool = False  # taken from the hive (same file layout, conftest and config), not collected now
 
     @property
     def usable(self) -> bool:
@@ -182,14 +184,14 @@ class Collection:
         return {"outcome": self.outcome, "node_ids": list(self.node_ids), "files": [list(f) for f in self.files],
                 "skipped_files": list(self.skipped_files), "summary_line": self.summary_line,
                 "seconds": self.seconds, "clear_addopts": self.clear_addopts, "log_path": self.log_path,
-                "problem": self.problem}
+                "problem": self.problem, "reused": self.reused}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Collection":
         return cls(outcome=d["outcome"], node_ids=tuple(d["node_ids"]),
                    files=tuple((str(f), int(n)) for f, n in d["files"]), skipped_files=tuple(d["skipped_files"]),
                    summary_line=d["summary_line"], seconds=float(d["seconds"]), clear_addopts=bool(d["clear_addopts"]),
-                   log_path=d["log_path"], problem=d.get("problem", ""))
+                   log_path=d["log_path"], problem=d.get("problem", ""), reused=bool(d.get("reused", False)))
 
 
 def _inside(rel: str, tree: Path) -> bool:
@@ -299,12 +301,21 @@ def nothing_to_run(reason: str) -> ShardPlan:
     return ShardPlan(shards=(), basis="no tests", reason=reason)
 
 
+def order_prefix(files: Sequence[str], dependent: set[str]) -> tuple[str, ...]:
+    """The files up to and including the last order-dependent one, in collection order: run
+    together and first, they see exactly what they see in a whole run."""
+    last = max((i for i, f in enumerate(files) if f in dependent), default=-1)
+    return tuple(files[: last + 1])
+
+
 def plan_shards(files: Sequence[tuple[str, int]] | Mapping[str, int], n: int,
-                durations: Mapping[str, float] | None = None) -> ShardPlan:
+                durations: Mapping[str, float] | None = None, *,
+                together: Sequence[Sequence[str]] = ()) -> ShardPlan:
     """Split test files into at most ``n`` shards, longest first onto the least-loaded shard.
 
     ``files`` maps each file to its number of tests (collection order is kept inside a
-    shard); ``durations`` are recorded seconds per file. Deterministic for equal inputs.
+    shard); ``durations`` are recorded seconds per file. Each group in ``together`` stays in
+    one shard (an order-dependent prefix, see :func:`order_prefix`). Deterministic.
     """
     items = list(files.items()) if isinstance(files, Mapping) else [(str(f), int(c)) for f, c in files]
     if not items:
@@ -324,15 +335,26 @@ def plan_shards(files: Sequence[tuple[str, int]] | Mapping[str, int], n: int,
         basis = "durations"
     else:
         basis = "durations+mean"
-    n = max(1, min(int(n), len(items)))
     order = {f: i for i, (f, _) in enumerate(items)}
+    units: list[tuple[str, ...]] = []
+    grouped: set[str] = set()
+    for group in together:
+        unit = tuple(f for f in group if f in order and f not in grouped)
+        if len(unit) > 1:
+            units.append(unit)
+            grouped.update(unit)
+    if units:
+        basis += f", {sum(len(u) for u in units)} order-dependent files kept together"
+    units += [(f,) for f, _ in items if f not in grouped]
+    weight = {u: sum(weights[f] for f in u) for u in units}
+    n = max(1, min(int(n), len(units)))
     heap = [(0.0, i) for i in range(n)]
     buckets: list[list[str]] = [[] for _ in range(n)]
     loads = [0.0] * n
-    for f in sorted(weights, key=lambda f: (-weights[f], order[f])):
+    for u in sorted(units, key=lambda u: (-weight[u], order[u[0]])):
         load, i = heapq.heappop(heap)
-        buckets[i].append(f)
-        loads[i] = load + weights[f]
+        buckets[i].extend(u)
+        loads[i] = load + weight[u]
         heapq.heappush(heap, (loads[i], i))
     shards = tuple(Shard(i, tuple(sorted(b, key=order.__getitem__)), loads[i]) for i, b in enumerate(buckets) if b)
     shards = tuple(replace(s, index=i) for i, s in enumerate(shards))

@@ -1,0 +1,178 @@
+"""``noa swarm``: language swarms as Prefect work pools, and swarm runs.
+
+::
+
+    noa swarm up [--pools python-swarm,rust-swarm,go-swarm] [--workers N]
+    noa swarm status
+    noa swarm down [--pools ...]
+    noa swarm run DIR [--languages python,rust] [--shards N] [--distributed] [--fresh] [--json]
+
+``up`` creates the process work pools, deploys each swarm flow to its pool (from this
+repository on local disk) and starts N workers per pool, each its own process (pids
+printed, kept in ``NOA_HOME/swarm/workers.json``); ``down`` stops exactly those. ``run``
+runs the master ``swarm`` flow: embedded by default (swarms as concurrent in-process
+subflows), or ``--distributed`` (run_deployment; the workers run the swarms).
+
+Nothing here imports Prefect before :func:`connect_prefect` has chosen the server.
+"""
+
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_POOL_OF = {"python-swarm": "python", "rust-swarm": "rust", "go-swarm": "go"}
+
+
+def _pools(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``noa swarm ...`` to the ``noa`` application."""
+    from noa_core.cli import main as cli
+    from noa_core.errors import NoaError
+
+    swarm_app = typer.Typer(no_args_is_help=True, help="Language swarms: work pools, workers, swarm runs.")
+    app.add_typer(swarm_app, name="swarm")
+    PoolsOption = Annotated[str, typer.Option("--pools", help="comma-separated work pools")]
+
+    def state_dir(home: Path | None) -> Path:
+        return cli._settings(home).layout().root / "swarm"
+
+    def connect(home: Path | None, console: Console) -> None:
+        from noa_core.cli.connect import connect_prefect
+
+        connect_prefect(cli._settings(home), console)
+
+    @swarm_app.command("up")
+    def up(
+        pools: PoolsOption = "python-swarm,rust-swarm,go-swarm",
+        workers: Annotated[int, typer.Option("--workers", help="worker processes per pool")] = 2,
+        home: cli.HomeOption = None,
+        no_deploy: Annotated[bool, typer.Option("--no-deploy", help="do not (re)deploy the swarm flows")] = False,
+        as_json: cli.JsonOption = False,
+    ) -> None:
+        """Create the process work pools, deploy the swarm flows, start N workers per pool."""
+        import os
+
+        from noa_core.swarm.workers import start_workers
+
+        console = cli._err()
+        names = _pools(pools)
+        unknown = [p for p in names if p not in _POOL_OF]
+        if not names or unknown:
+            raise cli._bad(f"--pools takes {', '.join(_POOL_OF)} (got {', '.join(unknown) or 'nothing'})")
+        if not 1 <= workers <= 32:
+            raise cli._bad("--workers must be between 1 and 32")
+        try:
+            connect(home, console)
+            from flows.swarm import deploy_swarms, ensure_pools
+
+            created = ensure_pools(names)
+            deployed = {} if no_deploy else deploy_swarms({_POOL_OF[p]: p for p in names})
+            env = {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}
+            if home is not None:
+                env["NOA_HOME"] = str(home)
+            started = start_workers(names, workers, state_dir=state_dir(home), env=env)
+        except NoaError as exc:
+            raise cli._fail(exc) from None
+        doc = {"pools": {p: ("created" if c else "existing") for p, c in created.items()},
+               "deployments": deployed,
+               "workers": [{"pool": w.pool, "name": w.name, "pid": w.pid, "log": w.log} for w in started]}
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        for pool, how in doc["pools"].items():
+            console.print(f"pool {pool}: {how}")
+        for lang, dep in deployed.items():
+            console.print(f"deployment {lang}: {dep}")
+        for w in started:
+            typer.echo(f"{w.pool}\t{w.name}\tpid {w.pid}\tlog {w.log}")
+
+    @swarm_app.command("status")
+    def status(home: cli.HomeOption = None, as_json: cli.JsonOption = False) -> None:
+        """The worker processes `noa swarm up` started that are still running."""
+        from noa_core.swarm.workers import alive_workers
+
+        alive = alive_workers(state_dir(home))
+        if as_json:
+            typer.echo(json.dumps([{"pool": w.pool, "name": w.name, "pid": w.pid} for w in alive]))
+            return
+        if not alive:
+            typer.echo("no swarm workers running")
+            raise typer.Exit(1)
+        for w in alive:
+            typer.echo(f"{w.pool}\t{w.name}\tpid {w.pid}")
+
+    @swarm_app.command("down")
+    def down(pools: Annotated[Optional[str], typer.Option("--pools", help="only these pools")] = None,
+             home: cli.HomeOption = None) -> None:
+        """Stop the workers `noa swarm up` started (by their recorded pids)."""
+        from noa_core.swarm.workers import stop_workers
+
+        stopped = stop_workers(state_dir(home), pools=_pools(pools) if pools else None)
+        for w in stopped:
+            typer.echo(f"stopped {w.name} (pid {w.pid})")
+        if not stopped:
+            typer.echo("no swarm workers were running")
+
+    @swarm_app.command("run")
+    def run(
+        project_dir: Annotated[Path, typer.Argument(help="the project directory")],
+        languages: Annotated[Optional[str],
+                             typer.Option("--languages", help="python,rust,go (default: detected)")] = None,
+        shards: Annotated[int, typer.Option("--shards", help="test shards (agents) for the Python swarm")] = 2,
+        distributed: Annotated[bool,
+                               typer.Option("--distributed", help="run the swarms on the pools' workers")] = False,
+        fresh: Annotated[bool, typer.Option("--fresh", help="do not reuse the hive's results")] = False,
+        home: cli.HomeOption = None,
+        as_json: cli.JsonOption = False,
+    ) -> None:
+        """Run the swarms on DIR: tests (sharded), lint, static analysis, benchmarks."""
+        console = cli._err()
+        if not project_dir.is_dir():
+            raise cli._bad(f"{project_dir} is not a directory")
+        if not 1 <= shards <= 64:
+            raise cli._bad("--shards must be between 1 and 64")
+        settings = cli._settings(home)
+        try:
+            from noa_core.swarm.summary import validate_languages
+
+            langs = validate_languages(_pools(languages)) if languages else None
+            connect(home, console)
+            from flows.swarm import run_swarm
+
+            with console.status(f"swarm: {project_dir}"):
+                summary = run_swarm(project_dir=str(project_dir.resolve()), languages=langs, shards=shards,
+                                    home=str(settings.home), mode="distributed" if distributed else "embedded",
+                                    reuse=not fresh)
+        except NoaError as exc:
+            raise cli._fail(exc) from None
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            _print_summary(summary, Console())
+        raise typer.Exit(1 if summary["status"] == "failed" else 0)
+
+
+def _print_summary(summary: dict, console: Console) -> None:
+    table = Table(title=f"swarm {summary['project']}: {summary['status']} ({summary['mode']})")
+    for col in ("swarm", "check", "status", "result", "s", "reused"):
+        table.add_column(col)
+    for lang, rep in summary["swarms"].items():
+        for r in rep["results"]:
+            c = r.get("counts") or {}
+            what = c.get("summary_line") or (f"{r['findings']} findings" if r.get("findings") else "")
+            if r.get("reason"):
+                what = f"{what} - {r['reason']}" if what else r["reason"]
+            table.add_row(lang, r["check"], r["status"], what[:100], f"{r.get('seconds', 0):.1f}",
+                          "yes" if r.get("cached") else "")
+    console.print(table)
+    if summary.get("report_path"):
+        print(f"report: {summary['report_path']}", file=sys.stderr)
