@@ -61,6 +61,7 @@ BACKENDS: tuple[Backend, ...] = ("bwrap", "unshare")
 BACKEND_ENV = "NOA_ISOLATION_BACKEND"
 
 SANDBOX_TMP = "/tmp"
+_NOA_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))  # .../noa_core
 SANDBOX_HOME = "/tmp/home"
 
 #: Hidden (replaced by an empty read-only tmpfs, or /dev/null for files) in every run,
@@ -242,8 +243,9 @@ class _Plan:
         # interpreter NOA runs under (its venv and its base installation), the command's
         # own executable, and whatever the caller asked for.
         wanted = [os.path.realpath(_norm(p)) for p in readonly_paths]
+        # NOA's own package too (read-only): the swarm loads its pytest plugin from it.
         implicit = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-                    os.path.dirname(_real_python())}
+                    os.path.dirname(_real_python()), _NOA_PACKAGE_DIR}
         if argv0:
             exe = argv0 if os.sep in argv0 else shutil.which(argv0, path=env.get("PATH"))
             if exe:
