@@ -119,12 +119,12 @@ def test_worker_processes_are_started_topped_up_and_stopped_by_pid(prefect_api_u
     """`noa swarm up/down` bookkeeping, with real `prefect worker start` processes."""
     env = {"PREFECT_API_URL": prefect_api_url, "PREFECT_HOME": str(tmp_path / "ph")}
     state = tmp_path / "swarm"
-    first = start_workers(["python-swarm"], 2, state_dir=state, env=env)
+    first = start_workers(["python-swarm"], 2, state_dir=state, env=env, die_with_parent=True)
     try:
         assert [w.name for w in first] == ["python-swarm-1", "python-swarm-2"]
         assert {w.pid for w in alive_workers(state)} == {w.pid for w in first}
-        assert start_workers(["python-swarm"], 2, state_dir=state, env=env) == []  # already there
-        more = start_workers(["python-swarm"], 3, state_dir=state, env=env)
+        assert start_workers(["python-swarm"], 2, state_dir=state, env=env, die_with_parent=True) == []  # already there
+        more = start_workers(["python-swarm"], 3, state_dir=state, env=env, die_with_parent=True)
         assert [w.name for w in more] == ["python-swarm-3"]
     finally:
         stopped = stop_workers(state)
@@ -145,7 +145,8 @@ def test_distributed_swarm_runs_on_pool_workers_with_the_same_results(prefect_ap
     state = tmp_path / "workers"
     env = {"PREFECT_API_URL": prefect_api_url, "PREFECT_HOME": str(tmp_path / "worker-prefect-home"),
            "PREFECT_LOGGING_LEVEL": "INFO"}
-    started = start_workers(["python-swarm"], 2, state_dir=state, env=env, query_seconds=1)
+    started = start_workers(["python-swarm"], 2, state_dir=state, env=env, query_seconds=1,
+                            die_with_parent=True)
     try:
         assert len(started) == 2 and len({w.pid for w in started}) == 2
         assert wait_for_workers("python-swarm", 2, timeout_s=120) >= 2
@@ -199,7 +200,8 @@ def test_killed_worker_run_is_crashed_resubmitted_and_reuses_finished_work(prefe
     ensure_pools(["python-swarm"])
     deploy_swarms({"python": "python-swarm"})
     env = {"PREFECT_API_URL": prefect_api_url, "PREFECT_HOME": str(tmp_path / "worker-prefect-home")}
-    started = start_workers(["python-swarm"], 2, state_dir=state, env=env, query_seconds=1)
+    started = start_workers(["python-swarm"], 2, state_dir=state, env=env, query_seconds=1,
+                            die_with_parent=True)
     by_name = {w.name: w for w in started}
     out: dict[str, dict] = {}
     try:

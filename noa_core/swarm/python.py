@@ -370,62 +370,72 @@ def _reason(outcome: str, runs: Sequence[ShardRun], job: TestsJob) -> str:
 
 def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequence[ShardRun],
                  collection: Collection | None = None) -> CheckResult:
-    """Aggregate the shards, re-run failures once (failed, then passed on identical content =
-    flaky), record durations and failures in the hive, store the result, release the lease."""
+    """Aggregate the shards; confirm shard failures by a whole run; re-run failures once
+    (failed, then passed on identical content = flaky); record durations, failures and what
+    was learnt in the hive; store the result; release the lease."""
     t0 = time.perf_counter()
     notes: list[str] = []
     hive = ctx.hive
     flaky: list[str] = []
     rerun: ShardRun | None = None
+    clear = collection.clear_addopts if collection else False
     try:
+        # what the hive knew before this run
+        known_broken = set(hive.facts(job.project, WHOLE_RUN_FAILURE)) if hive is not None else set()
+        known_flaky = set(hive.flaky(job.project)) if hive is not None else set()
         shard_runs: list[ShardRun] = []
         counts, outcome = sharding.aggregate(runs)
-        if plan.sharded and outcome in ("failed", "error"):
-            # Failures in shards are confirmed by one whole-suite run unless every one of them is
-            # a test known to fail in whole runs too: a test may depend on files that ran before
-            # it (click's echo_via_pager tests need click._termui_impl imported by an earlier
-            # file), and a reused file plan may no longer hold (a file that fails to import
-            # interrupts a whole run). The result is then the whole run's, as a single run says.
-            shard_failed = [n for r in runs for n in r.failed]
-            known_real = set(hive.facts(job.project, WHOLE_RUN_FAILURE)) if hive is not None else set()
-            if outcome == "error" or not shard_failed or not set(shard_failed) <= known_real:
-                clear = collection.clear_addopts if collection else False
-                shard_runs = list(runs)
-                plan = replace(sharding.whole_suite_plan("shards failed: confirmed by a whole-suite run"),
-                               basis=f"whole suite (after {plan.basis})")
-                runs = [run_test_shard(job, plan.shards[0], clear)]
-                counts, outcome = sharding.aggregate(runs)
-                whole_failed = set(runs[0].failed)
-                only_sharded = sorted(n for n in shard_failed if n not in whole_failed)
-                if hive is not None and runs[0].counts is not None:
-                    hive.record_facts(job.project, WHOLE_RUN_FAILURE, sorted(whole_failed))
-                    if only_sharded and outcome in ("passed", "failed") and collection is not None:
-                        ordered = [f for f, _ in collection.files]
-                        known = hive.fact_details(job.project, ORDER_DEPENDENT)
-                        details = {n: {"needs_one_of": _provider_candidates(n, shard_runs, ordered, known.get(n))}
-                                   for n in only_sharded}
-                        hive.record_facts(job.project, ORDER_DEPENDENT, only_sharded, details)
-                notes.append(plan.reason)
-                if only_sharded:
-                    notes.append(f"{len(only_sharded)} test(s) failed only when sharded (order-dependent, "
-                                 f"kept with the files before them next time): " + ", ".join(only_sharded[:5]))
+        shard_failed = [n for r in runs for n in r.failed]
+        if plan.sharded and outcome in ("failed", "error") and (
+                outcome == "error" or not shard_failed or not set(shard_failed) <= known_broken):
+            # Shard failures are confirmed by one whole-suite run unless every one of them is a
+            # test known to fail in whole runs too: a test may depend on files that ran before it
+            # (click's echo_via_pager tests need click._termui_impl imported by an earlier file),
+            # and a reused file plan may no longer hold (a file that fails to import interrupts
+            # a whole run). The result is then the whole run's: what a single run says.
+            shard_runs = list(runs)
+            plan = replace(sharding.whole_suite_plan("shards failed: confirmed by a whole-suite run"),
+                           basis=f"whole suite (after {plan.basis})")
+            runs = [run_test_shard(job, plan.shards[0], clear)]
+            counts, outcome = sharding.aggregate(runs)
+            notes.append(plan.reason)
+            whole_failed = set(runs[0].failed)
+            only_sharded = sorted(n for n in shard_failed if n not in whole_failed)
+            if runs[0].counts is not None and only_sharded and outcome in ("passed", "failed"):
+                # failed in a shard, passed in the whole run: order-dependent, or flaky? Alone
+                # (by node id, nothing before it) an order-dependent test fails again.
+                alone = sharding.rerun_failed(Path(job.tree), job.command, only_sharded,
+                                              work_parent=Path(job.work_parent), limits=job.exec_limits,
+                                              pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                                              clear_addopts=clear)
+                dependent = [n for n in only_sharded[:sharding.MAX_RERUN_IDS] if n in set(alone.failed)]
+                flaky += [n for n in only_sharded[:sharding.MAX_RERUN_IDS]
+                          if n not in set(alone.failed) and alone.counts is not None]
+                if dependent and hive is not None and collection is not None:
+                    ordered = [f for f, _ in collection.files]
+                    known = hive.fact_details(job.project, ORDER_DEPENDENT)
+                    details = {n: {"needs_one_of": _provider_candidates(n, shard_runs, ordered, known.get(n))}
+                               for n in dependent}
+                    hive.record_facts(job.project, ORDER_DEPENDENT, dependent, details)
+                if dependent:
+                    notes.append(f"{len(dependent)} test(s) failed only when sharded (order-dependent: kept "
+                                 f"with the files they need next time): " + ", ".join(dependent[:5]))
+            if hive is not None and runs[0].counts is not None:
+                hive.record_facts(job.project, WHOLE_RUN_FAILURE, sorted(whole_failed))
         failed = list(dict.fromkeys(n for r in runs for n in r.failed))
         ran_files = {f for r in runs for f in (r.files or tuple(r.durations))}
         if hive is not None:
             durations: dict[str, float] = {}
-            for r in runs:
-                if r.outcome != "timeout":
-                    durations.update(r.durations)
-            for r in shard_runs:
+            for r in [*shard_runs, *runs]:
                 if r.outcome != "timeout":
                     durations.update(r.durations)
             hive.record_durations(job.project, durations)
             if outcome in ("passed", "failed"):
                 flaky += hive.passed_after_failing(job.project, job.content_hash, ran_files, failed)
         if outcome == "failed" and failed and job.kind == "pytest":
-            known = set(hive.flaky(job.project)) if hive is not None else set()
-            if len(failed) <= sharding.MAX_RERUN_IDS or set(failed) <= known:
-                clear = collection.clear_addopts if collection else False
+            if set(failed) <= known_broken - known_flaky:
+                notes.append("every failure is a test seen failing in whole runs before: not re-run")
+            elif len(failed) <= sharding.MAX_RERUN_IDS or set(failed) <= known_flaky:
                 rerun_ids = failed[:sharding.MAX_RERUN_IDS]
                 rerun = sharding.rerun_failed(Path(job.tree), job.command, rerun_ids,
                                               work_parent=Path(job.work_parent), limits=job.exec_limits,

@@ -35,9 +35,27 @@ class WorkerProcess:
     pid: int
     log: str
     started: float
+    proc_start: int | None = None  # the process's start time in clock ticks (/proc/<pid>/stat): its identity
 
     def running(self) -> bool:
+        if self.proc_start is not None:
+            stat = _stat(self.pid)
+            return stat is not None and stat[0] != "Z" and int(stat[19]) == self.proc_start
         return _is_our_worker(self.pid, self.pool, self.name)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -52,12 +70,9 @@ def _is_our_worker(pid: int, pool: str, name: str) -> bool:
     argv = _cmdline(pid)
     if not argv:
         return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False  # a zombie is not running
-    except (OSError, IndexError):
-        return False
+    stat = _stat(pid)
+    if stat is None or stat[0] == "Z":
+        return False  # gone, or a zombie
     return "worker" in argv and pool in argv and name in argv
 
 
@@ -119,12 +134,14 @@ def local_run_gone(worker_name: str | None, run_pid: str | None, state_dir: Path
 
 
 def start_workers(pools: Sequence[str], per_pool: int, *, state_dir: Path, env: Mapping[str, str] | None = None,
-                  query_seconds: float = 2.0) -> list[WorkerProcess]:
+                  query_seconds: float = 2.0, die_with_parent: bool = False) -> list[WorkerProcess]:
     """Have ``per_pool`` workers running for each pool: start the ones missing (workers of an
     earlier ``up`` that still run count; new names go on counting). Returns those started.
 
     ``env`` is added to this process's environment (PREFECT_API_URL must point at the
-    server). Workers poll every ``query_seconds`` (Prefect's default is 15 s).
+    server). Workers poll every ``query_seconds`` (Prefect's default is 15 s). With
+    ``die_with_parent`` (tests) a worker gets SIGTERM when the thread that started it ends,
+    so a killed test run leaves no worker behind; ``noa swarm up``'s workers outlive it.
     """
     if per_pool < 1 or per_pool > 32:
         raise BadInput("--workers must be between 1 and 32")
@@ -154,8 +171,11 @@ def start_workers(pools: Sequence[str], per_pool: int, *, state_dir: Path, env: 
                     [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--name", name,
                      "--type", "process"],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=run_env,
-                    start_new_session=True, close_fds=True)
-            started.append(WorkerProcess(pool=pool, name=name, pid=proc.pid, log=str(log), started=time.time()))
+                    start_new_session=True, close_fds=True,
+                    preexec_fn=_die_with_parent if die_with_parent else None)
+            stat = _stat(proc.pid)
+            started.append(WorkerProcess(pool=pool, name=name, pid=proc.pid, log=str(log), started=time.time(),
+                                         proc_start=int(stat[19]) if stat else None))
     _save(state_dir, [*known, *started])
     return started
 
