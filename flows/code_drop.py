@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from noa_core.analysis.interface import AnalyzerResult
+from noa_core.analysis.interface import AnalyzerResult, analyzer_data as _data
 from noa_core.config import NoaSettings
 from noa_core.intake import FetchedSource, SourceSpec
 from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
@@ -91,11 +91,6 @@ def _analyse(settings: NoaSettings, fetched: FetchedSource, identity: dict[str, 
     ai: dict[str, Any] = ai_future.result() if ai_future is not None else {
         "name": "llm", "status": "skipped", "reason": "disabled with --no-ai", "data": {}}
     return results, cached, ai
-
-
-def _data(results: dict[str, AnalyzerResult], name: str) -> dict[str, Any]:
-    result = results.get(name)
-    return dict(result.data) if result is not None and result.status != "skipped" else {}
 
 
 @flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)

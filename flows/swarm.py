@@ -169,36 +169,33 @@ async def python_swarm(project_dir: str, shards: int = 2, home: str | None = Non
     return await _finish_swarm(settings, "python", run_id, where, name, ctx, results, t0)
 
 
-@flow(name="rust_swarm", flow_run_name=_swarm_run_name, log_prints=False)
-async def rust_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
-                     reuse: bool = True) -> dict[str, Any]:
-    """Rust swarm: cargo check, clippy and test, --offline and isolated."""
+async def _native_swarm(language: str, agent_task: Any, project_dir: str, home: str | None,
+                        project: str | None, reuse: bool) -> dict[str, Any]:
+    """The Rust and Go swarms: one agent task runs the toolchain's checks, isolated."""
     t0 = time.perf_counter()
     settings = _settings(home)
     tree = _tree(project_dir)
     run_id, where = _run_context()
     knowledge = await asyncio.to_thread(read_knowledge, settings, str(tree), project)  # no task: fewer API writes
     name = project or project_name(tree)
-    ctx = swarm_context(settings, run_id=run_id, agent=f"rust_swarm/{run_id[:8]}", project=name, reuse=reuse,
-                        content=knowledge["content_hash"])
-    report = SwarmReport.from_dict(await rust_agent_task(ctx, str(tree)))
-    return await _finish_swarm(settings, "rust", run_id, where, name, ctx, report, t0)
+    ctx = swarm_context(settings, run_id=run_id, agent=f"{language}_swarm/{run_id[:8]}", project=name,
+                        reuse=reuse, content=knowledge["content_hash"])
+    report = SwarmReport.from_dict(await agent_task(ctx, str(tree)))
+    return await _finish_swarm(settings, language, run_id, where, name, ctx, report, t0)
+
+
+@flow(name="rust_swarm", flow_run_name=_swarm_run_name, log_prints=False)
+async def rust_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
+                     reuse: bool = True) -> dict[str, Any]:
+    """Rust swarm: cargo check, clippy and test, --offline and isolated."""
+    return await _native_swarm("rust", rust_agent_task, project_dir, home, project, reuse)
 
 
 @flow(name="go_swarm", flow_run_name=_swarm_run_name, log_prints=False)
 async def go_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
                    reuse: bool = True) -> dict[str, Any]:
     """Go swarm: go vet, go test and the benchmarks (go test -bench), isolated."""
-    t0 = time.perf_counter()
-    settings = _settings(home)
-    tree = _tree(project_dir)
-    run_id, where = _run_context()
-    knowledge = await asyncio.to_thread(read_knowledge, settings, str(tree), project)  # no task: fewer API writes
-    name = project or project_name(tree)
-    ctx = swarm_context(settings, run_id=run_id, agent=f"go_swarm/{run_id[:8]}", project=name, reuse=reuse,
-                        content=knowledge["content_hash"])
-    report = SwarmReport.from_dict(await go_agent_task(ctx, str(tree)))
-    return await _finish_swarm(settings, "go", run_id, where, name, ctx, report, t0)
+    return await _native_swarm("go", go_agent_task, project_dir, home, project, reuse)
 
 
 SWARM_FLOWS = {"python": python_swarm, "rust": rust_swarm, "go": go_swarm}

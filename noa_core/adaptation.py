@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis.interface import AnalyzerResult
+from noa_core.analysis.interface import AnalyzerResult, analyzer_data as _data
 from noa_core.manifest import MANIFEST_FILENAME, NoaManifest, dump_manifest, load_manifest
 
 _LANGUAGES = {"python": "python", "rust": "rust", "go": "go"}
@@ -27,11 +27,6 @@ def source_manifest(tree: Path) -> NoaManifest | None:
 
         raise ManifestError(f"{MANIFEST_FILENAME}: must be a regular file, not a symlink")
     return load_manifest(path) if path.is_file() else None
-
-
-def _data(results: Mapping[str, AnalyzerResult], name: str) -> dict[str, Any]:
-    result = results.get(name)
-    return dict(result.data) if result is not None and result.status != "skipped" else {}
 
 
 def generate_manifest(project: str, results: Mapping[str, AnalyzerResult], version: str | None = None) -> NoaManifest:

@@ -11,6 +11,7 @@ An analyzer looks at a received source tree (read-only) and returns an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -58,6 +59,12 @@ class AnalyzerResult:
         return cls(name=d["name"], status=d["status"], reason=d.get("reason", ""),
                    data=d.get("data", {}), findings=tuple(Finding(**f) for f in d.get("findings", [])),
                    seconds=d.get("seconds", 0.0))
+
+
+def analyzer_data(results: "Mapping[str, AnalyzerResult]", name: str) -> dict[str, Any]:
+    """What analyzer ``name`` found; empty when it did not run or was skipped."""
+    result = results.get(name)
+    return dict(result.data) if result is not None and result.status != "skipped" else {}
 
 
 @runtime_checkable
