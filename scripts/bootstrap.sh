@@ -15,6 +15,11 @@ need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)   # the Go swarm's toolchain
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)   # browser tests (Prefect UI, dashboards)
+# the plain tools bench/ compares NOA with
+command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: apt-get install ${need_apt[*]}" >&2
@@ -25,18 +30,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+
+# Azurite (Azure Blob emulator, npm) for the Azure backup backend's tests, kept beside the venv.
+if command -v npm >/dev/null 2>&1 && [ ! -x .venv/azurite/node_modules/.bin/azurite-blob ]; then
+  mkdir -p .venv/azurite
+  (cd .venv/azurite && npm install --silent --no-audit --no-fund azurite@3.35.0 >/dev/null 2>&1) \
+    || echo "bootstrap: npm install azurite failed; Azure backup tests will say skipped" >&2
+fi
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi
-.venv/bin/pip install -q --upgrade pip wheel
+# this machine's pip.conf names local indexes that may be absent: drop pip's warnings about them
+pipq() { .venv/bin/pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
+pipq install -q --upgrade pip wheel
 
 # llama-cpp-python has no wheel on PyPI: it compiles for ~10 minutes on 2 cores.
 # Build it once into a wheel cache that later installs (and CI runs) reuse.
 mkdir -p "$WHEELS"
 if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
   echo "bootstrap: building $LLAMA once into $WHEELS (about 10 minutes on 2 cores)" >&2
-  CMAKE_BUILD_PARALLEL_LEVEL=2 .venv/bin/pip wheel -q --no-deps -w "$WHEELS" "$LLAMA"
+  CMAKE_BUILD_PARALLEL_LEVEL=2 pipq wheel -q --no-deps -w "$WHEELS" "$LLAMA"
 fi
-.venv/bin/pip install -q --find-links "$WHEELS" -e '.[ai,test]'
+pipq install -q --find-links "$WHEELS" -e '.[ai,test]'
 touch "$STAMP"
 echo "bootstrap: done (.venv)" >&2
