@@ -189,3 +189,7 @@ def main() -> None:  # pragma: no cover - console entry point
 from noa_core.cli.merge_cmd import register as _register_merge; _register_merge(app)  # noqa: E402
 from noa_core.cli.watch_cmd import register as _register_watch; _register_watch(app)  # noqa: E402
 from noa_core.cli.swarm_cmd import register as _register_swarm; _register_swarm(app)  # noqa: E402
+from noa_core.cli.workspace_cmd import register as _register_workspace, workspace_app as _workspace_app  # noqa: E402
+_register_workspace(app)
+from noa_core.cli.backup_cmd import register as _register_backup; _register_backup(_workspace_app)  # noqa: E402
+from noa_core.cli.cltree_cmd import register as _register_cltree; _register_cltree(app)  # noqa: E402

@@ -18,9 +18,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from noa_core.config import NoaSettings
-from noa_core.dropin import DropInEvent, DropInService, ItemResult, WatchOptions
+from typing import TYPE_CHECKING
+
 from noa_core.errors import NoaError
+
+if TYPE_CHECKING:  # the drop-in package pulls in intake (httpx): imported when `noa watch` runs
+    from noa_core.config import NoaSettings
+    from noa_core.dropin import DropInEvent, DropInService, ItemResult, WatchOptions
 
 _STYLES = {"watching": "bold", "taken": "cyan", "running": "blue", "done": "green", "failed": "red",
            "quarantined": "magenta", "skipped": "dim", "waiting": "yellow", "resumed": "cyan",
@@ -79,6 +83,8 @@ def run_watch(settings: NoaSettings, options: WatchOptions, console: Console) ->
     # flow run logs go to the Prefect UI; set PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL to see them here too
     backend = PrefectDeploymentBackend(settings.home, concurrency=options.concurrency, use_ai=options.use_ai,
                                        sandbox=options.sandbox, child_console_level=None if console_level else "CRITICAL")
+    from noa_core.dropin import DropInService
+
     service = DropInService(settings.home, backend, options, on_event=event_printer(console))
     return asyncio.run(_run_service(service))
 
@@ -94,6 +100,9 @@ def watch(
     as_json: Annotated[bool, typer.Option("--json", help="print the items handled as one JSON document at exit")] = False,
 ) -> None:
     """Watch NOA_HOME/drop-in/ and run each new item once through the code drop deployment."""
+    from noa_core.config import NoaSettings
+    from noa_core.dropin import WatchOptions
+
     settings = NoaSettings()
     if home is not None:
         settings = settings.model_copy(update={"home": home})

@@ -7,13 +7,16 @@ several processes (CLI, Prefect workers, the server) can share ``registry.db``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from noa_core.errors import NoaError
+
+if TYPE_CHECKING:
+    from noa_core.config import NoaSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -68,7 +71,32 @@ def make_engine(url_or_path: str | Path, *, echo: bool = False) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the registry tables that do not exist yet (Alembic takes over later)."""
-    from noa_core.storage.models import Base
+    """Bring the registry tables up to date: ``alembic upgrade head`` (idempotent, cheap when current).
 
-    Base.metadata.create_all(engine)
+    A database made by the old ``create_all`` is stamped at the baseline revision first.
+    """
+    from noa_core.storage.migrate import upgrade
+
+    upgrade(engine)
+
+
+def database_target(settings: "NoaSettings") -> str | Path:
+    """Where the registry database of ``settings`` lives: ``NOA_DATABASE_URL`` or ``NOA_HOME/registry.db``."""
+    return settings.database_url or settings.layout().registry_db
+
+
+def open_database(target: "NoaSettings | str | Path", *, echo: bool = False) -> Engine:
+    """An engine on the registry database with its schema brought up to date.
+
+    ``target`` is a :class:`NoaSettings` or anything :func:`make_engine` takes. The
+    caller disposes of the engine.
+    """
+    from noa_core.config import NoaSettings
+
+    engine = make_engine(database_target(target) if isinstance(target, NoaSettings) else target, echo=echo)
+    try:
+        create_schema(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return engine

@@ -108,3 +108,90 @@ class Validation(Base):
     passed: Mapped[bool] = mapped_column(Boolean)
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChangeLogEntry(Base):
+    """One entry of the CL tree (append-only; see :mod:`noa_core.cltree`).
+
+    ``seq`` is the primary key, so two writers can never take the same place in the
+    chain; ``payload`` and ``parents`` are stored as the exact canonical JSON text that
+    was hashed into ``id`` (no JSON column type: PostgreSQL's jsonb would re-order keys).
+    """
+
+    __tablename__ = "cltree_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=False)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    subject: Mapped[str] = mapped_column(String(300), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    parents: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+# workspace registry (noa_core.workspace) ------------------------------------------------
+
+class WorkspaceRoot(Base):
+    """A scanned tree; ``index_written_ns`` is when its index was last written (racy-git check)."""
+
+    __tablename__ = "ws_roots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_scan: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    index_written_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WorkspaceFile(Base):
+    """The index: one row per file now present under a root, with its stat data and content hash.
+
+    ``source`` is empty for the single source of truth of its content, else the
+    root-relative path of the file it duplicates.
+    """
+
+    __tablename__ = "ws_files"
+    __table_args__ = (UniqueConstraint("root_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("ws_roots.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    ctime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkspaceVersion(Base):
+    """Version history per path: every content a path has had (and its removal)."""
+
+    __tablename__ = "ws_versions"
+    __table_args__ = (UniqueConstraint("root_id", "path", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("ws_roots.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str | None] = mapped_column(String(64))  # None: the path was deleted
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    change: Mapped[str] = mapped_column(String(10))  # added, modified, deleted
+    seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkspaceBlob(Base):
+    """SOT content: each distinct content once; the first path seen with it is its source of truth."""
+
+    __tablename__ = "ws_blobs"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root_id: Mapped[int | None] = mapped_column(ForeignKey("ws_roots.id", ondelete="SET NULL"))
+    source_path: Mapped[str] = mapped_column(Text)
+    archived_bytes: Mapped[int | None] = mapped_column(BigInteger)  # zstd size in NOA_HOME/archive/<hash>
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,132 @@
+"""The CL tree: an append-only, hash-chained change log shaped as a DAG.
+
+Every entry (drop, merge, pipeline, stage, build, release, rollback, backup, registry,
+alert) is content-addressed (SHA-256 of its canonical JSON) and names its parents: the
+head of the log before it, and the previous entry about the same subject. Entries live
+in the registry database (``cltree_entries``); Merkle tree heads (RFC 6962) are kept
+outside it, in ``NOA_HOME/cltree/checkpoints.jsonl``, so that truncation shows too.
+
+Prefect-free. Public API (contract 1)::
+
+    record_change(settings, kind, subject, payload) -> ChangeEntry
+    change_entries(settings, *, kind=None, subject=None, limit=None) -> list[ChangeEntry]
+    checkpoint(settings) -> {"size": int, "root": hex}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from noa_core.cltree.checkpoints import (
+    Checkpoint,
+    append_checkpoint,
+    last_checkpoint,
+    read_checkpoints,
+)
+from noa_core.cltree.entry import KINDS, ChangeEntry, canonical_json
+from noa_core.cltree.log import (
+    ChangeLogError,
+    append_entry,
+    entry_ids,
+    raw_rows,
+    read_entries,
+)
+from noa_core.cltree.merkle import tree_head
+from noa_core.cltree.verify import Problem, VerifyReport, verify_rows
+
+if TYPE_CHECKING:
+    from noa_core.config import NoaSettings
+
+__all__ = ["KINDS", "ChangeEntry", "ChangeLogError", "Checkpoint", "Problem", "VerifyReport", "change_entries",
+           "checkpoint", "export_jsonl", "last_checkpoint", "read_checkpoints", "record_change", "verify"]
+
+
+def _engine(settings: NoaSettings):
+    from noa_core.storage.database import open_database
+
+    return open_database(settings)
+
+
+def _cltree_dir(settings: NoaSettings) -> Path:
+    return settings.layout().cltree
+
+
+def record_change(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> ChangeEntry:
+    """Append one change; its parents are the log's head and the subject's previous entry.
+
+    The new tree head is appended to the checkpoint file right after the commit. Values
+    under secret-looking keys (password, token, secret, api_key, ...) are redacted.
+    Raises :class:`~noa_core.errors.BadInput` for an unknown kind or a non-JSON payload.
+    """
+    engine = _engine(settings)
+    try:
+        entry, head = append_entry(engine, kind, subject, payload)
+    finally:
+        engine.dispose()
+    append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]))
+    return entry
+
+
+def change_entries(settings: NoaSettings, *, kind: str | None = None, subject: str | None = None,
+                   limit: int | None = None) -> list[ChangeEntry]:
+    """Entries oldest first (filtered by kind and/or subject); ``limit`` keeps the newest ones."""
+    engine = _engine(settings)
+    try:
+        return read_entries(engine, kind=kind, subject=subject, limit=limit)
+    finally:
+        engine.dispose()
+
+
+def checkpoint(settings: NoaSettings) -> dict:
+    """The Merkle tree head of the whole log, ``{"size": n, "root": hex}``, recorded in the checkpoint file."""
+    engine = _engine(settings)
+    try:
+        head = tree_head(entry_ids(engine))
+    finally:
+        engine.dispose()
+    last = last_checkpoint(_cltree_dir(settings))
+    if last is None or last.size != head["size"] or last.root != head["root"]:
+        append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]))
+    return {"size": int(head["size"]), "root": str(head["root"])}
+
+
+def verify(settings: NoaSettings) -> VerifyReport:
+    """Re-hash every entry, check every parent link, and check the log against every checkpoint."""
+    engine = _engine(settings)
+    try:
+        rows = raw_rows(engine)
+    finally:
+        engine.dispose()
+    return verify_rows(rows, _cltree_dir(settings))
+
+
+def export_jsonl(settings: NoaSettings, out: Path, *, kind: str | None = None) -> int:
+    """Write the entries (oldest first) as JSON lines to ``out`` (atomically); returns how many."""
+    entries = change_entries(settings, kind=kind)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for e in entries:
+            fh.write(canonical_json(e.as_dict()) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    return len(entries)
+
+
+def load_jsonl(path: Path) -> list[ChangeEntry]:
+    """Entries back from an export (for audits and tests)."""
+    entries = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                d = json.loads(line)
+                entries.append(ChangeEntry(id=d["id"], seq=int(d["seq"]), kind=d["kind"], subject=d["subject"],
+                                           payload=d["payload"], parents=tuple(d["parents"]),
+                                           created_at=d["created_at"]))
+    return entries
