@@ -120,6 +120,24 @@ class SwarmConfig(_Section):
     shards: int = Field(1, ge=1, le=64, description="test shards per swarm")
 
 
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class GatesConfig(_Section):
+    """The unified workflow's stage gates; a failed gate stops the later stages."""
+
+    min_confidence: float = Field(0.3, ge=0.0, le=1.0,
+                                  description="analysis: the code-drop confidence must reach this")
+    min_pass_rate: float = Field(1.0, ge=0.0, le=1.0,
+                                 description="testing: passed / (passed + failed + errors) must reach this")
+    require_tests: bool = Field(False, description="testing: a project without tests fails the gate")
+    max_regression_pct: float = Field(10.0, ge=0.0, le=10_000.0,
+                                      description="performance: slowdown against the stored baseline that fails")
+    max_severity: Severity = Field("medium", description="security: the highest finding severity allowed")
+    fail_on_secrets: bool = Field(True, description="security: any committed secret fails the gate")
+    build_required: bool = Field(True, description="build: a failed build fails the gate")
+
+
 class NoaManifest(_Section):
     """A project's ``noa.yaml``."""
 
@@ -135,6 +153,7 @@ class NoaManifest(_Section):
     run: RunConfig = RunConfig()
     deploy: DeployConfig = DeployConfig()
     swarm: SwarmConfig = SwarmConfig()
+    gates: GatesConfig = GatesConfig()
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -42,7 +42,7 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
 fi
 # this machine's pip.conf names local indexes that may be absent: drop pip's warnings about them
 pipq() { .venv/bin/pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
-pipq install -q --upgrade pip wheel
+pipq install -q --upgrade pip wheel 'setuptools>=68'
 
 # llama-cpp-python has no wheel on PyPI: it compiles for ~10 minutes on 2 cores.
 # Build it once into a wheel cache that later installs (and CI runs) reuse.

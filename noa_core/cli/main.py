@@ -193,3 +193,4 @@ from noa_core.cli.workspace_cmd import register as _register_workspace, workspac
 _register_workspace(app)
 from noa_core.cli.backup_cmd import register as _register_backup; _register_backup(_workspace_app)  # noqa: E402
 from noa_core.cli.cltree_cmd import register as _register_cltree; _register_cltree(app)  # noqa: E402
+from noa_core.cli.pipeline_cmd import register as _register_pipeline; _register_pipeline(app)  # noqa: E402

@@ -1,0 +1,148 @@
+"""``noa_pipeline``: the main job for one source, end to end.
+
+code drop (fetch, analyse, score, adapt, land in a sandbox, validate) -> sandbox merge
+(the drop's sandbox into D, only if everything passes) -> swarm (the language swarms on
+D's copy of the project, embedded or on the work pools' workers) -> the seven stages of
+``unified_workflow`` (which deploy to staging and production when a deploy target exists).
+
+The result - ``stages`` (each ``name``, ``status``, ``duration_s``, ``details``) and
+``verdict`` - goes to ``NOA_HOME/reports/pipeline-<run>.json``, a markdown artifact and
+the CL tree (kind ``pipeline``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+
+from flows.stages import _settings
+from flows.unified_workflow import render_summary, unified_workflow
+from noa_core.errors import BadInput
+from noa_core.stages.result import STAGES, skipped_stage
+from tasks.reporting import artifact_key
+from tasks.stages import change_log_task, write_json
+
+__all__ = ["noa_pipeline", "run_pipeline"]
+
+MODES = ("embedded", "distributed")
+
+
+def _pipeline_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    source = str(flow_run.parameters.get("source", "source"))
+    return "pipeline-" + source.rstrip("/").rsplit("/", 1)[-1][:60]
+
+
+def _project_tree(home: Path, project: str, landed_tree: str | None) -> Path:
+    from noa_core.config import HomeLayout
+    from noa_core.sandbox.repository import PROJECTS_DIR
+    from noa_core.sandbox.sandboxes import Sandbox
+
+    d_tree = HomeLayout(home).sandboxes / Sandbox.D.value / PROJECTS_DIR / project
+    if d_tree.is_dir():
+        return d_tree
+    if landed_tree and Path(landed_tree).is_dir():
+        return Path(landed_tree)
+    raise FileNotFoundError(f"project {project} is not in the integration sandbox D")
+
+
+@flow(name="noa_pipeline", flow_run_name=_pipeline_run_name, log_prints=False)
+async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUTO", use_ai: bool = True,
+                       mode: str = "embedded", shards: int = 2, deploy: bool = True,
+                       deploy_options: dict[str, Any] | None = None, alert_block: str | None = None,
+                       pickup_timeout_s: float = 60.0) -> dict[str, Any]:
+    """code_drop -> sandbox_merge -> swarm -> unified_workflow (seven stages) for SOURCE."""
+    from prefect.runtime import flow_run
+
+    from flows.code_drop import code_drop
+    from flows.sandbox_merge import sandbox_merge
+    from flows.swarm import swarm
+    from noa_core.sandbox.merge import MergeRolledBack
+
+    if mode not in MODES:
+        raise BadInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if sandbox.upper() not in ("A", "B", "C", "AUTO"):
+        raise BadInput(f"sandbox must be A, B, C or auto, not {sandbox!r}")
+    t0 = time.perf_counter()
+    logger = get_run_logger()
+    settings = _settings(home)
+    run_id = str(flow_run.id) if flow_run.id else uuid.uuid4().hex
+    timings: dict[str, float] = {}
+    home_s = str(settings.home)
+
+    t = time.perf_counter()
+    drop = code_drop(source=source, sandbox=sandbox.upper(), home=home_s, use_ai=use_ai)  # sync subflow
+    timings["code_drop"] = time.perf_counter() - t
+    project = drop["project"]
+    steps: dict[str, Any] = {"code_drop": {"drop_id": drop["drop_id"], "sandbox": drop["sandbox"],
+                                           "confidence": drop["confidence"], "tests": drop["tests"]["status"],
+                                           "report_path": drop.get("report_path")}}
+
+    t = time.perf_counter()
+    try:
+        merge = sandbox_merge(sandboxes=[drop["sandbox"]], home=home_s)
+    except MergeRolledBack as exc:
+        merge = getattr(exc, "report", None) or {"outcome": "rolled back", "message": exc.one_line()}
+    timings["sandbox_merge"] = time.perf_counter() - t
+    steps["sandbox_merge"] = {"outcome": merge.get("outcome"), "message": merge.get("message"),
+                              "report_path": merge.get("report_path")}
+    merged = merge.get("outcome") in ("merged", "nothing to merge")
+
+    unified: dict[str, Any] | None = None
+    if merged:
+        tree = _project_tree(settings.home, project, None)
+        t = time.perf_counter()
+        summary = await swarm(project_dir=str(tree), shards=shards, home=home_s, mode=mode, project=project,
+                              pickup_timeout_s=pickup_timeout_s)
+        timings["swarm"] = time.perf_counter() - t
+        steps["swarm"] = {"status": summary["status"], "mode": summary["mode"], "counts": summary.get("counts_line"),
+                          "report_path": summary.get("report_path"),
+                          "workers": {lang: (rep.get("extra") or {}).get("worker")
+                                      for lang, rep in summary["swarms"].items()}}
+        t = time.perf_counter()
+        unified = await unified_workflow(project_dir=str(tree), home=home_s, project=project,
+                                         drop_report=drop.get("report_path"), swarm_report=summary.get("report_path"),
+                                         mode=mode, shards=shards, deploy=deploy, deploy_options=deploy_options,
+                                         alert_block=alert_block)
+        timings["unified_workflow"] = time.perf_counter() - t
+        stages = unified["stages"]
+    else:
+        why = f"sandbox merge refused: {merge.get('outcome')}"
+        logger.warning("%s - %s", why, merge.get("message"))
+        stages = [skipped_stage(s, why).as_dict() for s in STAGES]
+        stages[0] = {**stages[0], "status": "failed", "details": f"{why}: {merge.get('message', '')}"[:500]}
+    verdict = "passed" if merged and unified and unified["verdict"] == "passed" else "failed"
+    timings["total"] = time.perf_counter() - t0
+    doc = {"pipeline_run_id": run_id, "source": source, "project": project, "verdict": verdict,
+           "deployed": bool(unified and unified["deployed"]), "stages": stages, "steps": steps,
+           "unified_run_id": unified["flow_run_id"] if unified else None,
+           "timings": {k: round(v, 3) for k, v in timings.items()}}
+    doc["report_path"] = str(write_json(settings.layout().reports / f"pipeline-{run_id}.json", doc))
+    doc["change_log"] = await change_log_task(settings, "pipeline", project, {
+        "source": source, "verdict": verdict, "drop_id": drop["drop_id"], "merge": merge.get("outcome"),
+        "stages": {s["name"]: s["status"] for s in stages}})
+    sw = steps.get("swarm", {})
+    extra = [(f"- source: `{source}` -> drop `{drop['drop_id']}` in sandbox {drop['sandbox']} "
+              f"(confidence {drop['confidence']:.2f}, tests {drop['tests']['status']})"),
+             f"- sandbox merge: {merge.get('outcome')} - {merge.get('message', '')}",
+             f"- swarm: {sw.get('status', 'not run')} ({sw.get('mode', '-')}; {sw.get('counts') or 'no tests'})",
+             f"- total {timings['total']:.1f} s"]
+    await acreate_markdown_artifact(render_summary(f"NOA pipeline: {project}", stages, verdict, extra),
+                                    key=artifact_key("pipeline", project), description=f"pipeline {verdict}: {source}")
+    return doc
+
+
+def run_pipeline(**parameters: Any) -> dict[str, Any]:
+    """Run the pipeline from sync code (CLI, tests, bench) without flow heartbeats."""
+    import asyncio
+
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return asyncio.run(noa_pipeline(**parameters))

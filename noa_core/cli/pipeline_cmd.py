@@ -1,0 +1,88 @@
+"""``noa pipeline SOURCE``: code drop -> sandbox -> merge -> swarm -> seven stages -> deploy.
+
+::
+
+    noa pipeline SOURCE [--json] [--no-ai] [--sandbox A|B|C|auto] [--distributed]
+                        [--shards N] [--no-deploy] [--alert-block TYPE/NAME] [--home DIR]
+
+``--json`` prints one JSON document (``stages``: each ``name``, ``status``,
+``duration_s``, ``details``; ``verdict``) on stdout; progress goes to stderr. Exit 0 when
+every gate passed, 1 when a gate failed (or the merge refused), 2 on bad input.
+``--distributed`` runs the swarms on the work pools' workers (start them with
+``noa swarm up``); a swarm no worker picks up falls back to an embedded run.
+"""
+
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _print(doc: dict, console: Console) -> None:
+    table = Table(title=f"pipeline {doc['project']}: {doc['verdict']}")
+    for col in ("#", "stage", "status", "seconds", "details"):
+        table.add_column(col)
+    style = {"passed": "green", "failed": "red", "skipped": "yellow"}
+    for i, s in enumerate(doc["stages"], 1):
+        table.add_row(str(i), s["name"], f"[{style.get(s['status'], '')}]{s['status']}[/]", f"{s['duration_s']:.1f}",
+                      str(s["details"])[:140])
+    console.print(table)
+    steps = doc.get("steps", {})
+    drop, merge = steps.get("code_drop", {}), steps.get("sandbox_merge", {})
+    console.print(f"drop {drop.get('drop_id')} -> sandbox {drop.get('sandbox')} (confidence "
+                  f"{drop.get('confidence', 0):.2f}); merge: {merge.get('outcome')}; "
+                  f"swarm: {steps.get('swarm', {}).get('status', 'not run')}")
+    console.print(f"report: {doc.get('report_path')}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``noa pipeline`` to the ``noa`` application."""
+    from noa_core.cli import main as cli
+    from noa_core.errors import NoaError
+
+    @app.command("pipeline")
+    def pipeline(
+        source: Annotated[str, typer.Argument(help="directory, git URL, .tar.gz/.zip, or pypi:NAME==VERSION")],
+        as_json: cli.JsonOption = False,
+        home: cli.HomeOption = None,
+        no_ai: Annotated[bool, typer.Option("--no-ai", help="skip the local LLM opinion")] = False,
+        sandbox: Annotated[str, typer.Option("--sandbox", help="A, B, C or auto")] = "auto",
+        distributed: Annotated[bool, typer.Option("--distributed",
+                                                  help="run the swarms on the work pools' workers")] = False,
+        shards: Annotated[int, typer.Option("--shards", help="test shards (agents) of the Python swarm")] = 2,
+        no_deploy: Annotated[bool, typer.Option("--no-deploy", help="stop before staging and production")] = False,
+        alert_block: Annotated[str | None, typer.Option(
+            "--alert-block", help="Prefect notification block for alerts, TYPE/NAME (default $NOA_ALERT_BLOCK)")] = None,
+    ) -> None:
+        """Run the whole job on SOURCE: drop, merge, swarms, the seven stages and their gates."""
+        console = cli._err()
+        if sandbox.upper() not in ("A", "B", "C", "AUTO"):
+            raise cli._bad(f"--sandbox must be A, B, C or auto, not {sandbox!r}")
+        if not 1 <= shards <= 64:
+            raise cli._bad("--shards must be between 1 and 64")
+        if "://" not in source and not source.startswith(("pypi:", "git@")) and not Path(source).exists():
+            raise cli._bad(f"{source} does not exist")
+        settings = cli._settings(home)
+        try:
+            from noa_core.cli.connect import connect_prefect
+
+            server = connect_prefect(settings, console)
+            from flows.pipeline import run_pipeline
+
+            with console.status(f"pipeline: {source}"):
+                doc = run_pipeline(source=source, home=str(settings.home), sandbox=sandbox.upper(), use_ai=not no_ai,
+                                   mode="distributed" if distributed else "embedded", shards=shards,
+                                   deploy=not no_deploy, alert_block=alert_block)
+        except NoaError as exc:
+            raise cli._fail(exc) from None
+        doc["ui_url"] = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc['pipeline_run_id']}"
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2, default=str))
+        else:
+            _print(doc, Console())
+            console.print(f"Prefect UI: {doc['ui_url']}")
+        raise typer.Exit(0 if doc["verdict"] == "passed" else 1)

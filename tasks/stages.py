@@ -1,0 +1,138 @@
+"""Stage tasks: the unified workflow's steps over noa_core.stages and noa_core.build.
+
+Every task is async and hands its blocking work (analyzers, semgrep, builds - all
+isolated - files, the change log) to a thread, so the stage flows stay async (no
+heartbeat thread per flow run) and their steps overlap where they can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from noa_core.config import NoaSettings
+from noa_core.manifest import NoaManifest
+from tasks.reporting import artifact_key
+from tasks.retry import retry_unless_bad_input
+
+__all__ = ["analyse_tree_task", "build_task", "change_log_task", "python_benchmarks_task", "read_drop_analysis",
+           "record_change", "semgrep_task", "stage_table", "write_json"]
+
+
+def write_json(path: Path, doc: Mapping[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        json.dump(doc, fh, indent=2, default=str)
+    os.replace(fh.name, path)
+    return path
+
+
+def read_drop_analysis(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The analysis part of a code-drop report: per analyzer its status and findings."""
+    analyzers: dict[str, dict[str, Any]] = {
+        name: {"status": a.get("status"), "reason": a.get("reason", ""), "findings": []}
+        for name, a in (report.get("analyzers") or {}).items()}
+    for f in report.get("findings") or []:
+        analyzers.setdefault(f.get("analyzer", "?"), {"status": "ok", "reason": "", "findings": []})
+        analyzers[f.get("analyzer", "?")]["findings"].append(f)
+    return {"source": f"code drop {report.get('drop_id')}", "drop_id": report.get("drop_id"),
+            "confidence": report.get("confidence"), "analyzers": analyzers,
+            "dependencies": report.get("dependencies") or {}, "primary_language": report.get("primary_language")}
+
+
+def _analyse(tree: Path) -> dict[str, Any]:
+    from noa_core.analysis.confidence import score_confidence
+    from noa_core.analysis.registry import all_analyzers, run_analyzer
+
+    analyzers = all_analyzers()
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="noa-analyzer") as pool:
+        results = dict(zip([a.name for a in analyzers], pool.map(lambda a: run_analyzer(a, tree), analyzers)))
+    confidence = score_confidence(results).as_dict()
+    deps = results["dependencies"].data if "dependencies" in results else {}
+    return {"source": "analysed by the unified workflow", "drop_id": None, "confidence": confidence["calibrated"],
+            "confidence_detail": confidence,
+            "analyzers": {n: {"status": r.status, "reason": r.reason, "findings": [f.as_dict() for f in r.findings]}
+                          for n, r in results.items()},
+            "dependencies": {k: v for k, v in deps.items() if isinstance(v, list)},
+            "primary_language": (results["languages"].data.get("primary") if "languages" in results else None)}
+
+
+@task(name="analyse-tree", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1,
+      retry_condition_fn=retry_unless_bad_input)
+async def analyse_tree_task(project_dir: str) -> dict[str, Any]:
+    """Every analyzer in parallel and the confidence score, for a tree no code drop analysed."""
+    return await asyncio.to_thread(_analyse, Path(project_dir))
+
+
+@task(name="semgrep", cache_policy=NO_CACHE)
+async def semgrep_task(settings: NoaSettings, project_dir: str) -> dict[str, Any]:
+    """semgrep with NOA's shipped rules, isolated and offline."""
+    from noa_core.stages.semgrep import run_semgrep
+
+    run = await asyncio.to_thread(run_semgrep, Path(project_dir), settings.exec,
+                                  hide_paths=(str(settings.layout().root),))
+    get_run_logger().info("semgrep: %s, %d findings %s", run.status, len(run.findings), run.reason)
+    return run.as_dict()
+
+
+@task(name="python-benchmarks", cache_policy=NO_CACHE)
+async def python_benchmarks_task(settings: NoaSettings, project_dir: str, manifest: NoaManifest | None,
+                                 run_id: str) -> dict[str, Any]:
+    from noa_core.stages.performance import run_pytest_benchmarks
+
+    layout = settings.layout()
+    run = await asyncio.to_thread(run_pytest_benchmarks, Path(project_dir), manifest, settings.exec,
+                                  layout.tmp / "bench" / run_id, hide_paths=(str(layout.root),))
+    return run.as_dict()
+
+
+@task(name="build", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2,
+      retry_condition_fn=retry_unless_bad_input)
+async def build_task(settings: NoaSettings, project_dir: str, manifest: NoaManifest, out_dir: str,
+                     dependencies: dict[str, list[dict[str, Any]]] | None) -> dict[str, Any]:
+    """Wheel + sdist / cargo / go build, isolated; artifacts by BLAKE3; the CycloneDX SBOM."""
+    from noa_core.build import build_project
+
+    layout = settings.layout()
+    result = await asyncio.to_thread(build_project, Path(project_dir), manifest, Path(out_dir), settings.exec,
+                                     dependencies=dependencies, hide_paths=(str(layout.root),),
+                                     cache_dir=layout.root / "cache" / "buildenv")
+    get_run_logger().info("build: %s - %s", result.status, result.reason)
+    return result.as_dict()
+
+
+async def record_change(settings: NoaSettings, kind: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """One entry in the CL tree (contract 1), when the CL tree is installed; never raises."""
+    try:
+        from noa_core.cltree import record_change
+    except ImportError:
+        return {"status": "skipped", "reason": "CL tree not available"}
+    try:
+        entry = await asyncio.to_thread(record_change, settings, kind, subject, payload)
+    except Exception as exc:  # noqa: BLE001 - the change log must not sink the stage it records
+        get_run_logger().warning("change log: %s: %s", type(exc).__name__, exc)
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "recorded", "id": entry.id, "seq": entry.seq}
+
+
+@task(name="change-log", cache_policy=NO_CACHE)
+async def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """:func:`record_change` as a task (visible in the run graph: the error flow and the pipeline use it)."""
+    return await record_change(settings, kind, subject, payload)
+
+
+async def stage_table(project: str, stage: str, rows: list[dict[str, Any]], description: str) -> None:
+    """The stage's table artifact (shown on the stage's subflow run in the Prefect UI)."""
+    if not rows:
+        rows = [{"note": description}]
+    await acreate_table_artifact(rows, key=artifact_key("stage", project, stage), description=description[:500])
