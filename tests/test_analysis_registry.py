@@ -19,7 +19,7 @@ from noa_core.analysis.interface import Analyzer, AnalyzerResult
 from noa_core.analysis.registry import default_analyzers, load_plugin_analyzers, run_analyzer
 from noa_core.analysis.vulnerabilities import VulnerabilitiesAnalyzer
 
-NAMES = ["languages", "build_system", "dependencies", "tests", "licence", "secrets", "sast",
+NAMES = ["languages", "build_system", "dependencies", "npm", "tests", "licence", "secrets", "sast",
          "complexity", "vulnerabilities"]
 
 

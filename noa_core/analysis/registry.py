@@ -21,6 +21,7 @@ from noa_core.analysis.dependencies import DependenciesAnalyzer
 from noa_core.analysis.interface import Analyzer, AnalyzerResult
 from noa_core.analysis.languages import LanguagesAnalyzer
 from noa_core.analysis.licence import LicenceAnalyzer
+from noa_core.analysis.npm import NpmAnalyzer
 from noa_core.analysis.sast import SastAnalyzer
 from noa_core.analysis.secrets_scan import SecretsAnalyzer
 from noa_core.analysis.suites import TestsAnalyzer
@@ -37,6 +38,7 @@ def default_analyzers() -> list[Analyzer]:
         LanguagesAnalyzer(),
         BuildSystemAnalyzer(),
         DependenciesAnalyzer(),
+        NpmAnalyzer(),
         TestsAnalyzer(),
         LicenceAnalyzer(),
         SecretsAnalyzer(),
