@@ -52,5 +52,10 @@ if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
   CMAKE_BUILD_PARALLEL_LEVEL=2 pipq wheel -q --no-deps -w "$WHEELS" "$LLAMA"
 fi
 pipq install -q --find-links "$WHEELS" -e '.[ai,test]'
+# the VS Code extension's build and tests (typescript, @types/*) from the npm registry
+if command -v npm >/dev/null 2>&1; then
+  (cd integrations/vscode && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) \
+    || echo "bootstrap: npm ci in integrations/vscode failed; its test will retry" >&2
+fi
 touch "$STAMP"
 echo "bootstrap: done (.venv)" >&2
