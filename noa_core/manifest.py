@@ -95,6 +95,14 @@ class DeployConfig(_Section):
     interval_s: Seconds = Field(30.0, description="observation time per canary step")
     max_error_rate: float = Field(0.01, ge=0.0, le=1.0, description="error ratio that fails a step")
     max_p99_ms: float = Field(500.0, gt=0, description="p99 latency (ms) that fails a step")
+    max_latency_ratio: float = Field(2.0, gt=1.0, le=100.0,
+                                     description="canary/stable latency ratio that fails a step")
+    failure_limit: int = Field(1, ge=0, le=100, description="failed measurements in a row that are tolerated")
+    require_traffic: bool = Field(False, description="a step that saw no canary traffic fails")
+    monitor_s: float = Field(0.0, ge=0, le=86_400,
+                             description="blue-green: watch the new release this long before stopping the old one")
+    pause_at: list[Annotated[int, Field(ge=1, le=99)]] = Field(
+        default_factory=list, max_length=20, description="canary weights after which a manual approval is needed")
 
     @field_validator("canary_steps")
     @classmethod

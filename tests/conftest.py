@@ -20,3 +20,20 @@ def prefect_api_url() -> Iterator[str]:
     with prefect_test_harness(server_startup_timeout=120):
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_deploy_supervisors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Deploy supervisors (and their Caddy and app processes) outlive the flow that started
+    them, by design; whatever a test left running under this session's tmp dirs stops here."""
+    yield
+    from pathlib import Path
+
+    base = Path(tmp_path_factory.getbasetemp())
+    for info in base.glob("**/deploy/supervisor.json"):
+        try:
+            from noa_core.deploy.supervisor import stop_supervisor
+
+            stop_supervisor(info.parent.parent)
+        except Exception:  # noqa: BLE001 - best effort at session end
+            pass

@@ -195,3 +195,4 @@ from noa_core.cli.backup_cmd import register as _register_backup; _register_back
 from noa_core.cli.cltree_cmd import register as _register_cltree; _register_cltree(app)  # noqa: E402
 from noa_core.cli.pipeline_cmd import register as _register_pipeline; _register_pipeline(app)  # noqa: E402
 from noa_core.cli.expose_cmd import register as _register_expose; _register_expose(app)  # noqa: E402
+from noa_core.cli.deploy_cmd import register as _register_deploy; _register_deploy(app)  # noqa: E402
