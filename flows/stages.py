@@ -347,7 +347,7 @@ async def _deploy_stage(stage: str, env: str, project_dir: str, home: str | None
     deploy, _ = flows_
     outcome = await deploy(project_dir=str(tree), env=env, home=str(settings.home), app=name, **(options or {}))
     what = str(outcome.get("outcome"))
-    data = {"deploy": {k: outcome.get(k) for k in ("app", "env", "strategy", "outcome", "release", "reason")},
+    data = {"deploy": {k: outcome.get(k) for k in ("app", "env", "strategy", "outcome", "release", "reason", "url")},
             "steps": outcome.get("steps")}
     rows = [{"stage": stage, "status": str(s.get("verdict", "")), "gate": str(s.get("name", "")),
              "value": s.get("weight"), "details": str(s.get("reason", ""))[:300]}
@@ -355,7 +355,8 @@ async def _deploy_stage(stage: str, env: str, project_dir: str, home: str | None
     reason = str(outcome.get("reason") or "")
     if what == "promoted":
         result = StageResult(stage, "passed", f"{env}: promoted release {outcome.get('release')} "
-                                              f"({outcome.get('strategy')})", Gate(rule, True, what), data=data)
+                                              f"({outcome.get('strategy')}), serving at {outcome.get('url')}",
+                             Gate(rule, True, what), data=data)
     elif what == "skipped":
         why = reason.removeprefix("skipped: ") or "no deploy target"
         result = skipped_stage(stage, why, **data)

@@ -133,13 +133,16 @@ def demo(
     as_json: JsonOption = False,
     no_ai: Annotated[bool, typer.Option("--no-ai", help="skip the local LLM opinion")] = False,
 ) -> None:
-    """Run the main job on the bundled example service (embedded defaults, no set-up)."""
+    """Run the main job on the bundled example service: drop, merge, swarms, the seven stages,
+    blue-green to staging and a canary to production behind Caddy (embedded defaults, no set-up)."""
+    from noa_core.cli.pipeline_cmd import run_pipeline_command
+
     try:
         example = example_service_path()
     except NoaError as exc:
         raise _fail(exc) from None
-    _err().print(f"[bold]NOA demo[/bold]: dropping the bundled example service {example}")
-    drop(source=str(example), sandbox="auto", as_json=as_json, home=home, no_ai=no_ai)
+    _err().print(f"[bold]NOA demo[/bold]: the whole pipeline on the bundled example service {example}")
+    run_pipeline_command(str(example), as_json=as_json, home=home, no_ai=no_ai)
 
 
 @prefect_app.command("status")
@@ -196,3 +199,5 @@ from noa_core.cli.cltree_cmd import register as _register_cltree; _register_cltr
 from noa_core.cli.pipeline_cmd import register as _register_pipeline; _register_pipeline(app)  # noqa: E402
 from noa_core.cli.expose_cmd import register as _register_expose; _register_expose(app)  # noqa: E402
 from noa_core.cli.deploy_cmd import register as _register_deploy; _register_deploy(app)  # noqa: E402
+from noa_core.cli.webhook_cmd import register as _register_webhook; _register_webhook(app)  # noqa: E402
+from noa_core.cli.cicd_cmd import register as _register_cicd; _register_cicd(app)  # noqa: E402

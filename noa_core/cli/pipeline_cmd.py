@@ -36,13 +36,17 @@ def _print(doc: dict, console: Console) -> None:
     console.print(f"drop {drop.get('drop_id')} -> sandbox {drop.get('sandbox')} (confidence "
                   f"{drop.get('confidence', 0):.2f}); merge: {merge.get('outcome')}; "
                   f"swarm: {steps.get('swarm', {}).get('status', 'not run')}")
+    for s in doc["stages"]:
+        deployed = ((s.get("data") or {}).get("deploy") or {})
+        if deployed.get("outcome") == "promoted" and deployed.get("url"):
+            console.print(f"{deployed.get('env')}: {deployed.get('app')} serving at {deployed['url']} "
+                          f"(stop with `noa deploy-supervisor stop`)")
     console.print(f"report: {doc.get('report_path')}")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``noa pipeline`` to the ``noa`` application."""
     from noa_core.cli import main as cli
-    from noa_core.errors import NoaError
 
     @app.command("pipeline")
     def pipeline(
@@ -59,30 +63,41 @@ def register(app: typer.Typer) -> None:
             "--alert-block", help="Prefect notification block for alerts, TYPE/NAME (default $NOA_ALERT_BLOCK)")] = None,
     ) -> None:
         """Run the whole job on SOURCE: drop, merge, swarms, the seven stages and their gates."""
-        console = cli._err()
-        if sandbox.upper() not in ("A", "B", "C", "AUTO"):
-            raise cli._bad(f"--sandbox must be A, B, C or auto, not {sandbox!r}")
-        if not 1 <= shards <= 64:
-            raise cli._bad("--shards must be between 1 and 64")
-        if "://" not in source and not source.startswith(("pypi:", "git@")) and not Path(source).exists():
-            raise cli._bad(f"{source} does not exist")
-        settings = cli._settings(home)
-        try:
-            from noa_core.cli.connect import connect_prefect
+        run_pipeline_command(source, as_json=as_json, home=home, no_ai=no_ai, sandbox=sandbox,
+                             distributed=distributed, shards=shards, no_deploy=no_deploy, alert_block=alert_block)
 
-            server = connect_prefect(settings, console)
-            from flows.pipeline import run_pipeline
 
-            with console.status(f"pipeline: {source}"):
-                doc = run_pipeline(source=source, home=str(settings.home), sandbox=sandbox.upper(), use_ai=not no_ai,
-                                   mode="distributed" if distributed else "embedded", shards=shards,
-                                   deploy=not no_deploy, alert_block=alert_block)
-        except NoaError as exc:
-            raise cli._fail(exc) from None
-        doc["ui_url"] = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc['pipeline_run_id']}"
-        if as_json:
-            typer.echo(json.dumps(doc, indent=2, default=str))
-        else:
-            _print(doc, Console())
-            console.print(f"Prefect UI: {doc['ui_url']}")
-        raise typer.Exit(0 if doc["verdict"] == "passed" else 1)
+def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | None = None, no_ai: bool = False,
+                         sandbox: str = "auto", distributed: bool = False, shards: int = 2, no_deploy: bool = False,
+                         alert_block: str | None = None) -> None:
+    """The body of ``noa pipeline`` (``noa demo`` runs it on the example service); raises typer.Exit."""
+    from noa_core.cli import main as cli
+    from noa_core.errors import NoaError
+
+    console = cli._err()
+    if sandbox.upper() not in ("A", "B", "C", "AUTO"):
+        raise cli._bad(f"--sandbox must be A, B, C or auto, not {sandbox!r}")
+    if not 1 <= shards <= 64:
+        raise cli._bad("--shards must be between 1 and 64")
+    if "://" not in source and not source.startswith(("pypi:", "git@")) and not Path(source).exists():
+        raise cli._bad(f"{source} does not exist")
+    settings = cli._settings(home)
+    try:
+        from noa_core.cli.connect import connect_prefect
+
+        server = connect_prefect(settings, console)
+        from flows.pipeline import run_pipeline
+
+        with console.status(f"pipeline: {source}"):
+            doc = run_pipeline(source=source, home=str(settings.home), sandbox=sandbox.upper(), use_ai=not no_ai,
+                               mode="distributed" if distributed else "embedded", shards=shards,
+                               deploy=not no_deploy, alert_block=alert_block)
+    except NoaError as exc:
+        raise cli._fail(exc) from None
+    doc["ui_url"] = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc['pipeline_run_id']}"
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        _print(doc, Console())
+        console.print(f"Prefect UI: {doc['ui_url']}")
+    raise typer.Exit(0 if doc["verdict"] == "passed" else 1)

@@ -132,6 +132,7 @@ class DeployController:
             else:
                 res = self._canary(release, current, opts)
             res["endpoint"] = public
+            res["url"] = f"http://{public}"
             self._record("release", res, release)
             self.store.prune_trees(self.home)
             return res
