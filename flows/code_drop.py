@@ -20,6 +20,7 @@ from noa_core.config import NoaSettings
 from noa_core.intake import FetchedSource, SourceSpec
 from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
 from tasks.analysis import ai_opinion_task, all_analyzers, analysis_cache, analyze_task
+from tasks.changelog import change_log_task
 from tasks.intake import fetch_source_task, parse_source_task
 from tasks.reporting import FlowProgress, write_report_task
 from tasks.validation import validate_task
@@ -174,5 +175,8 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
         flow_run_id=_flow_run_id(),
     )
     report = write_report_task(report, layout.reports)
+    change_log_task(settings, "drop", report.project, {
+        "drop_id": report.drop_id, "source": report.source, "sandbox": report.sandbox, "commit": report.commit,
+        "tree_hash": report.tree_hash, "confidence": report.confidence, "flow_run_id": report.flow_run_id})
     progress.step("report")
     return report.model_dump(mode="json")

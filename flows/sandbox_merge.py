@@ -49,6 +49,7 @@ from noa_core.sandbox.merge import (
     unpin,
 )
 from noa_core.sandbox.sandboxes import Sandbox
+from tasks.changelog import change_log_task
 from tasks.merge import (
     build_integration_task,
     confirm_integration_task,
@@ -214,6 +215,11 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 recovered=tuple(recovered), timings={k: round(v, 3) for k, v in timings.items()},
                 started=started, finished=_now(), flow_run_id=_flow_run_id())
             report = record_merge_task(settings, report, {n: verdicts[n] for n in plan.requested if n in verdicts})
+            if plan.to_merge:
+                change_log_task(settings, "merge", "sandbox/D-integration", {
+                    "run_id": run_id, "outcome": outcome, "merged": merged, "sandboxes": list(plan.to_merge),
+                    "head_before": plan.d_head, "head_after": head_after or plan.d_head,
+                    "culprit": list(culprit.sandboxes) if culprit else None, "flow_run_id": _flow_run_id()})
             logger.info("sandbox merge %s: %s", run_id, message)
             return report
 

@@ -58,6 +58,13 @@ def test_same_content_again_reuses_cached_analysis_and_calibrates(prefect_api_ur
     table = second["confidence_detail"]["calibration"]
     assert sum(row["n"] for row in table) == 1
     assert second["confidence_detail"]["raw"] == pytest.approx(first["confidence_detail"]["raw"])
+    # each drop is one CL tree entry, the second chained to the first
+    from noa_core.cltree import change_entries
+    from noa_core.config import NoaSettings
+
+    drops = change_entries(NoaSettings(home=home), kind="drop")
+    assert [d.payload["drop_id"] for d in drops] == [first["drop_id"], second["drop_id"]]
+    assert drops[0].id in drops[1].parents
 
 
 def test_update_of_known_project_lands_on_top_of_integration(prefect_api_url: str, tmp_path: Path) -> None:

@@ -131,6 +131,13 @@ def test_clean_merge_of_a_b_c_moves_d_after_running_the_tests(ws: Workspace) -> 
     again = ws.merge()
     assert again["outcome"] == "nothing to merge" and again["merged"] is False
 
+    # the CL tree holds the merge (and not the no-op), pointing at D's old and new heads
+    from noa_core.cltree import change_entries
+
+    merges = change_entries(NoaSettings(home=ws.home), kind="merge")
+    assert [m.payload["outcome"] for m in merges] == ["merged"]
+    assert merges[0].payload["head_before"] == d0 and merges[0].payload["head_after"] == ws.repo.head("D")
+
 
 def artifacts_of(flow_run_id: str) -> dict[str, Any]:
     from uuid import UUID

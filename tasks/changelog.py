@@ -1,0 +1,26 @@
+"""The CL tree arrow of the sync flows (code_drop, sandbox_merge): one change-log entry per run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from noa_core.config import NoaSettings
+
+
+@task(name="change-log", retries=2, retry_delay_seconds=0.5)
+def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Append ``kind``/``subject`` to the CL tree; returns ``{"status", "id", "seq"}``.
+
+    A database that refuses the write is retried; the flow's own outcome does not depend on it
+    (the report already exists), so a last failure is logged and returned, not raised."""
+    from noa_core.cltree import record_change
+
+    try:
+        entry = record_change(settings, kind, subject, dict(payload))
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        get_run_logger().warning("CL tree: %s entry for %s not recorded: %s", kind, subject, exc)
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    return {"status": "recorded", "id": entry.id, "seq": entry.seq}
