@@ -23,4 +23,15 @@ def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Map
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         get_run_logger().warning("CL tree: %s entry for %s not recorded: %s", kind, subject, exc)
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    return {"status": "recorded", "id": entry.id, "seq": entry.seq}
+    out: dict[str, Any] = {"status": "recorded", "id": entry.id, "seq": entry.seq}
+    # the seed's write flow: a write through NOA ends with an asynchronous backup (NOA_BACKUP_ON_WRITE=1)
+    from noa_core.backup.trigger import after_write
+
+    try:
+        started = after_write(settings)
+    except Exception as exc:  # noqa: BLE001 - a backup that cannot start must not fail the write
+        get_run_logger().warning("asynchronous backup not started: %s", exc)
+    else:
+        if started is not None:
+            out["backup"] = "scheduled"
+    return out

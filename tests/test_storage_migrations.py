@@ -78,6 +78,12 @@ def test_models_and_migrations_agree(url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    # every module that puts a table on the shared Base (not only those this process imported)
+    import noa_core.apps.models  # noqa: F401
+    import noa_core.server.auth  # noqa: F401
+    import noa_core.server.writes  # noqa: F401
+    import noa_core.webhooks.deliveries  # noqa: F401
+
     engine = open_database(url)
     try:
         with engine.connect() as conn:

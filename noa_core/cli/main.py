@@ -202,3 +202,4 @@ from noa_core.cli.deploy_cmd import register as _register_deploy; _register_depl
 from noa_core.cli.webhook_cmd import register as _register_webhook; _register_webhook(app)  # noqa: E402
 from noa_core.cli.cicd_cmd import register as _register_cicd; _register_cicd(app)  # noqa: E402
 from noa_core.cli.apps_cmd import register as _register_apps; _register_apps(app)  # noqa: E402
+from noa_core.cli.server_cmd import register as _register_server; _register_server(app)  # noqa: E402

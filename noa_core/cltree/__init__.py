@@ -55,18 +55,23 @@ def _cltree_dir(settings: NoaSettings) -> Path:
     return settings.layout().cltree
 
 
-def record_change(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> ChangeEntry:
+def record_change(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any], *,
+                  engine: Any = None) -> ChangeEntry:
     """Append one change; its parents are the log's head and the subject's previous entry.
 
     The new tree head is appended to the checkpoint file right after the commit. Values
     under secret-looking keys (password, token, secret, api_key, ...) are redacted.
     Raises :class:`~noa_core.errors.BadInput` for an unknown kind or a non-JSON payload.
+    A long-lived caller (the API server) passes its own migrated ``engine`` of the registry
+    database; otherwise one is opened (and its schema checked) for this call.
     """
-    engine = _engine(settings)
+    own = engine is None
+    engine = _engine(settings) if own else engine
     try:
         entry, head = append_entry(engine, kind, subject, payload)
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
     append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]))
     return entry
 

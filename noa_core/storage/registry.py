@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, get_args
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,6 +107,19 @@ def _db_path(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+#: key of the PostgreSQL advisory lock that serialises project upserts
+_PROJECTS_LOCK_KEY = 0x4E4F4150  # "NOAP"
+
+
+def _lock_projects(conn: Connection) -> None:
+    """The writer lock for a read-modify-write of ``projects``: ``BEGIN IMMEDIATE`` on SQLite,
+    a transaction-scoped advisory lock on PostgreSQL (released at commit or rollback)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PROJECTS_LOCK_KEY})
+
+
 class Registry:
     """Projects, drops, files and validations in one database."""
 
@@ -150,6 +163,9 @@ class Registry:
         roots = sorted(set(root_commits))
         for _attempt in range(3):
             with self._session() as s:
+                # read-modify-write of the root list: take the write lock before reading, or two
+                # writers merging different roots into the same project lose one of them
+                _lock_projects(s.connection())
                 project = self._find(s, name, roots)
                 if project is None:
                     project = Project(name=name, root_commits=roots)

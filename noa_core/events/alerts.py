@@ -1,0 +1,86 @@
+"""Alert manager: critical events alert through a Prefect notification block; the rest are logged.
+
+The notifier is any object with ``send(subject, body)``. :class:`PrefectBlockNotifier`
+wraps a Prefect ``NotificationBlock`` (a saved one, loaded by its slug, e.g.
+``custom-webhook/noa-alerts``; or, by default, a ``CustomWebhookNotificationBlock``
+built from a webhook URL). Prefect is imported only when such a notifier is made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from noa_core.events.interface import SEVERITIES, Event
+
+
+class Notifier(Protocol):
+    def send(self, subject: str, body: str) -> None: ...
+
+
+class PrefectBlockNotifier:
+    """Sends through a Prefect notification block (synchronously: call it off the event loop)."""
+
+    def __init__(self, block: Any) -> None:
+        self.block = block
+
+    def send(self, subject: str, body: str) -> None:
+        self.block.notify(body, subject, _sync=True)
+
+    @classmethod
+    def webhook(cls, url: str, *, timeout: float = 10.0) -> PrefectBlockNotifier:
+        """The default: a ``CustomWebhookNotificationBlock`` POSTing ``{"subject", "body"}`` JSON to ``url``."""
+        from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+        block = CustomWebhookNotificationBlock(
+            name="noa-alerts", url=url, method="POST", timeout=timeout, allow_private_urls=True,
+            json_data={"subject": "{{subject}}", "body": "{{body}}"})
+        return cls(block)
+
+    @classmethod
+    def load(cls, slug: str) -> PrefectBlockNotifier:
+        """A saved notification block, e.g. ``custom-webhook/noa-alerts`` or ``slack-webhook/ops``."""
+        from prefect.blocks.core import Block
+
+        return cls(Block.load(slug, _sync=True))
+
+
+class AlertManager:
+    name = "alerts"
+
+    def __init__(self, notifier: Notifier | None, logger: logging.Logger, *, threshold: str = "critical",
+                 metrics: Any = None) -> None:
+        self.notifier = notifier
+        self.metrics = metrics
+        self.log = logger
+        self.threshold = SEVERITIES.index(threshold)
+        self.sent = 0
+        self.failed = 0
+
+    def _critical(self, event: Event) -> bool:
+        return SEVERITIES.index(event.severity) >= self.threshold
+
+    def handle(self, event: Event) -> str:
+        level = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+                 "error": logging.ERROR, "critical": logging.CRITICAL}[event.severity]
+        self.log.log(level, "%s %s", event.kind, event.subject,
+                     extra={"event": event.kind, "subject": event.subject, "event_id": event.id,
+                            "severity": event.severity, "run_id": event.run_id})
+        if not self._critical(event):
+            return "ok: logged"
+        if self.notifier is None:
+            return "skipped: no notification block configured (logged only)"
+        subject = f"NOA {event.severity}: {event.kind} {event.subject}"
+        body = json.dumps(event.as_dict(), default=str, sort_keys=True)
+        try:
+            self.notifier.send(subject, body)
+        except Exception:
+            self.failed += 1
+            if self.metrics is not None:
+                self.metrics.alerts.labels("failed").inc()
+            raise
+        self.sent += 1
+        if self.metrics is not None:
+            self.metrics.alerts.labels("sent").inc()
+        return "ok: alerted"
