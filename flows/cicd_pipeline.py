@@ -398,8 +398,10 @@ def _run_name() -> str:
 async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None = None, env: str = "staging",
                         home: str | None = None, app: str | None = None, monitor_s: float = 30.0,
                         monitor_interval_s: float = 1.0, monitor_failures: int = 3,
-                        trigger: dict[str, Any] | None = None) -> dict[str, Any]:
-    """trigger -> validate -> build -> test -> deploy -> monitor -> CL tree, for one commit of ``source``."""
+                        trigger: dict[str, Any] | None = None, github_block: str | None = None) -> dict[str, Any]:
+    """trigger -> validate -> build -> test -> deploy -> monitor -> CL tree, for one commit of ``source``;
+    with ``github_block`` (a saved ``noa-github`` block), the result goes back to GitHub as a commit
+    status, a check run and (for a pull request) a comment."""
     t_all = time.perf_counter()
     if env not in ("staging", "production"):
         raise BadInput(f"env must be staging or production, not {env!r}")
@@ -485,6 +487,8 @@ async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None 
                            if k in ("kind", "event", "repo", "ref", "commit", "pr_number", "delivery_id")}}
     stages.append(_record(settings, subject, payload))
     status = "failed" if failed else "passed"
+    if github_block:
+        stages.append(await _report_to_github(github_block, payload["commit"], trigger, stages, status, run_id))
     logger.info("cicd_pipeline %s@%s: %s (%s)", subject, (payload["commit"] or "-")[:12], status, outcome)
     doc = {"pipeline": "cicd_pipeline", "flow_run_id": run_id, "project": subject, "source": payload["source"],
            "commit": payload["commit"], "ref": ref, "env": env, "status": status, "outcome": outcome,
@@ -492,6 +496,36 @@ async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None 
            "release": release, "stages": stages, "seconds": round(time.perf_counter() - t_all, 3)}
     await _publish(doc)
     return doc
+
+
+async def _report_to_github(block_name: str, commit: str | None, trigger: Mapping[str, Any] | None,
+                            stages: list[dict[str, Any]], status: str, run_id: str | None) -> dict[str, Any]:
+    """The ``report`` stage: the stages so far as a commit status, check run and PR comment."""
+    t0 = time.perf_counter()
+    if not commit:
+        return _skipped("report", "skipped: no commit to report on")
+    try:
+        from blocks.github import NoaGitHub
+        from noa_core.integrations.github_api import GitHubReporter
+
+        block = await NoaGitHub.aload(block_name)
+        pr = (trigger or {}).get("pr_number")
+        result = {"stages": [{k: s.get(k) for k in ("name", "status", "duration_s", "reason")}
+                             | {"details": s.get("reason", "")} for s in stages],
+                  "verdict": status, "flow_run_id": run_id}
+
+        def post() -> dict[str, Any]:
+            with block.client() as client:
+                reporter = GitHubReporter(client, block.target(commit, int(pr) if pr else None),
+                                          context=block.context)
+                return reporter.report(result).as_dict()
+
+        outcome = await asyncio.to_thread(post)
+    except Exception as exc:  # noqa: BLE001 - reporting must not change the pipeline's verdict
+        return _stage("report", "failed", t0, reason=_why(exc))
+    failed = [c for c in outcome.get("channels", []) if c.get("status") == "failed"]
+    return _stage("report", "failed" if failed else "passed", t0, {"github": outcome},
+                  reason="; ".join(f"{c.get('channel')}: {c.get('reason')}" for c in failed))
 
 
 async def _publish(doc: Mapping[str, Any]) -> None:

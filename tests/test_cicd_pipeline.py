@@ -254,3 +254,28 @@ def test_cli_cicd_run_prints_stage_results_as_json(prefect_api_url: str, tmp_pat
                       (["cicd", "run", str(repo), "--env", "qa"], "staging or production")):
         bad = runner.invoke(_cli(), args)
         assert bad.exit_code == 2 and msg in bad.stderr and bad.stdout == ""
+
+
+def test_result_goes_back_to_github_as_status_check_run_and_pr_comment(prefect_api_url: str, tmp_path: Path) -> None:
+    """A local server stands in for api.github.com and records what the pipeline posts."""
+    from pydantic import SecretStr
+
+    from blocks.github import NoaGitHub
+    from tests.integrations_helpers import Reply, recording_server
+
+    repo, sha = make_repo(tmp_path, {**GOOD, "src/broken.py": "def broken(:\n    pass\n"})
+    with recording_server(lambda call: Reply(201, {"id": 1, "html_url": "http://x/1"})) as gh:
+        NoaGitHub(base_url=gh.url, owner="acme", repo="tiny-calc",
+                  token=SecretStr("ghp_not_a_real_token")).save("cicd-test-github", overwrite=True)
+        doc = run(source=str(repo), home=str(tmp_path / "home"), monitor_s=0, github_block="cicd-test-github",
+                  trigger={"kind": "github", "event": "pull_request", "pr_number": 7})
+    report = by_name(doc)["report"]
+    assert report["status"] == "passed", report
+    posted = {(c.method, c.path): c for c in gh.calls}
+    status = posted[("POST", f"/repos/acme/tiny-calc/statuses/{sha}")]
+    assert status.body["state"] == "failure" and len(status.body["description"]) <= 140
+    check = posted[("POST", "/repos/acme/tiny-calc/check-runs")]
+    assert check.body["head_sha"] == sha and check.body["conclusion"] == "failure"
+    comment = posted[("POST", "/repos/acme/tiny-calc/issues/7/comments")]
+    assert "validate" in comment.body["body"]
+    assert all("ghp_not_a_real_token" not in json.dumps(s, default=str) for s in doc["stages"])
