@@ -1,0 +1,56 @@
+"""The example plugin in examples/noa-plugin-todos, installed with pip like a third-party
+package, extends NOA through both entry-point groups: an analyzer and an API route."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.server_helpers import bearer, settings_for, tokens
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "noa-plugin-todos"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(PLUGIN_DIR)], check=True, capture_output=True, timeout=300)
+    assert list(target.glob("noa_plugin_todos-0.1.0.dist-info"))
+    return target
+
+
+@pytest.fixture()
+def on_path(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(installed))
+
+
+def test_the_plugin_analyzer_joins_the_analysis(on_path: None, tmp_path: Path) -> None:
+    from noa_core.analysis.registry import load_plugin_analyzers
+
+    tree = tmp_path / "project"
+    (tree / "src").mkdir(parents=True)
+    (tree / "src" / "a.py").write_text("# TODO: one\nx = 1  # FIXME two\n# TODO three\n")
+    (tree / "README.md").write_text("No markers here.\n")
+    analyzers = {a.name: a for a in load_plugin_analyzers()}
+    assert "todos" in analyzers
+    result = analyzers["todos"].analyze(tree)
+    assert result.status == "ok"
+    assert result.data["counts"] == {"TODO": 2, "FIXME": 1, "XXX": 0}
+    assert result.data["top_files"] == [{"path": "src/a.py", "markers": 3}]
+
+
+def test_the_plugin_route_is_served_behind_the_api_tokens(on_path: None, tmp_path: Path) -> None:
+    from noa_core.server.app import create_app
+
+    app = create_app(settings_for(tmp_path), record_change=None, schedule_backup=None, prefect_events=False)
+    toks = tokens(app)
+    with TestClient(app) as client:
+        assert client.get("/health").json()["plugins"]["todos"] == "ok"
+        assert client.get("/plugins/todos/markers").status_code == 401
+        r = client.get("/plugins/todos/markers", headers=bearer(toks["read"]))
+        assert r.status_code == 200 and r.json()["markers"] == ["TODO", "FIXME", "XXX"]
