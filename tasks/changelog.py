@@ -10,6 +10,29 @@ from prefect import get_run_logger, task
 from noa_core.config import NoaSettings
 
 
+def emit_step_event(kind: str, subject: str, payload: Mapping[str, Any], entry_id: str | None) -> str:
+    """Every recorded NOA step is also a Prefect event, ``noa.<kind>.recorded`` on the resource
+    ``noa.<kind>.<subject>``, related to the flow run, so Prefect automations can react to it.
+    Only scalar payload fields travel (the CL tree entry id points at the rest)."""
+    from noa_core.events import Event, PrefectEventSubscriber
+
+    try:
+        from prefect.runtime import flow_run
+
+        run_id = str(flow_run.id) if flow_run.id else None
+    except Exception:  # noqa: BLE001 - outside a flow run
+        run_id = None
+    scalars = {k: v for k, v in payload.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) <= 300}
+    severity = "error" if str(payload.get("outcome") or payload.get("status") or "") in ("failed", "rolled_back") \
+        else "info"
+    event = Event(kind=f"{kind}.recorded", subject=subject, severity=severity,  # type: ignore[arg-type]
+                  payload={**scalars, "cl_entry": entry_id}, run_id=run_id)
+    try:
+        return PrefectEventSubscriber(enabled=True).handle(event)
+    except Exception as exc:  # noqa: BLE001 - an event is a notification, not the record
+        return f"error: {type(exc).__name__}"
+
+
 @task(name="change-log", retries=2, retry_delay_seconds=0.5)
 def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Append ``kind``/``subject`` to the CL tree; returns ``{"status", "id", "seq"}``.
@@ -23,7 +46,8 @@ def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Map
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         get_run_logger().warning("CL tree: %s entry for %s not recorded: %s", kind, subject, exc)
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"status": "recorded", "id": entry.id, "seq": entry.seq}
+    out: dict[str, Any] = {"status": "recorded", "id": entry.id, "seq": entry.seq,
+                           "event": emit_step_event(kind, subject, payload, entry.id)}
     # the seed's write flow: a write through NOA ends with an asynchronous backup (NOA_BACKUP_ON_WRITE=1)
     from noa_core.backup.trigger import after_write
 

@@ -122,7 +122,10 @@ async def record_change(settings: NoaSettings, kind: str, subject: str, payload:
     except Exception as exc:  # noqa: BLE001 - the change log must not sink the stage it records
         get_run_logger().warning("change log: %s: %s", type(exc).__name__, exc)
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"status": "recorded", "id": entry.id, "seq": entry.seq}
+    from tasks.changelog import emit_step_event
+
+    return {"status": "recorded", "id": entry.id, "seq": entry.seq,
+            "event": emit_step_event(kind, subject, payload, entry.id)}
 
 
 @task(name="change-log", cache_policy=NO_CACHE)

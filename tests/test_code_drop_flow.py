@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,29 @@ def test_same_content_again_reuses_cached_analysis_and_calibrates(prefect_api_ur
     drops = change_entries(NoaSettings(home=home), kind="drop")
     assert [d.payload["drop_id"] for d in drops] == [first["drop_id"], second["drop_id"]]
     assert drops[0].id in drops[1].parents
+    # ... and a Prefect event (what an automation would trigger on), pointing at that entry
+    ours = {d.id for d in drops}
+    events = noa_events(prefect_api_url, "noa.drop.recorded",
+                        until=lambda found: ours <= {e["payload"].get("cl_entry") for e in found})
+    by_entry = {e["payload"].get("cl_entry"): e for e in events}
+    assert ours <= set(by_entry)
+    assert {by_entry[d.id]["payload"]["drop_id"] for d in drops} == {first["drop_id"], second["drop_id"]}
+
+
+def noa_events(api_url: str, name: str, *, until: Callable[[list[dict]], bool], timeout_s: float = 20.0) -> list[dict]:
+    """Events named ``name`` on the Prefect server (the server persists them asynchronously)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = httpx.post(f"{api_url}/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50})
+        r.raise_for_status()
+        found = r.json()["events"]
+        if until(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def test_update_of_known_project_lands_on_top_of_integration(prefect_api_url: str, tmp_path: Path) -> None:
