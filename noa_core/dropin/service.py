@@ -360,8 +360,10 @@ class DropInService:
                 del self._skipped[name]
         present = {n: s for n, s in present.items() if n not in self._skipped}
         now = time.monotonic()
-        self.tracker.note_temporaries(temps)
+        # observe against the temporaries of the *previous* scan: a `.part` seen then and gone now,
+        # whose inode reappears under its final name, was renamed into place
         self.tracker.observe(present, now)
+        self.tracker.note_temporaries(temps)
         if self._stop is not None and self._stop.is_set():
             return
         for ready in self.tracker.ready(now):
