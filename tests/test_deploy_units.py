@@ -178,3 +178,26 @@ def test_old_release_trees_are_pruned_but_rollback_targets_kept(tmp_path: Path) 
     assert store.prune_trees(home, keep=2) == ["r0", "r1"]
     assert sorted(p.name for p in (home / "deploy" / "trees").iterdir()) == ["r2", "r3"]
     assert store.previous_good().release_id == "r2"
+
+
+def test_supervisor_whose_noa_home_is_deleted_exits_with_its_caddies(tmp_path: Path) -> None:
+    """Nobody can reach a supervisor whose NOA_HOME is gone: it stops its Caddy processes and exits."""
+    import shutil
+    import time
+
+    from noa_core.deploy.supervisor import ensure_supervisor
+
+    home = tmp_path / "home"
+    client = ensure_supervisor(home)
+    caddies = [int(c["pid"]) for c in client.call("status")["caddy"].values()]
+    assert len(caddies) == 2 and all(Path(f"/proc/{p}").exists() for p in caddies)
+    shutil.rmtree(home)
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{client.pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = Path(f"/proc/{client.pid}").exists() and "zombie" not in Path(f"/proc/{client.pid}/status").read_text()
+    assert not alive, "the supervisor outlived its NOA_HOME"
+    deadline = time.monotonic() + 10
+    while [p for p in caddies if Path(f"/proc/{p}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in caddies if Path(f"/proc/{p}").exists()], "its Caddy processes outlived it"

@@ -442,11 +442,19 @@ def serve(home: Path, forget: bool = False) -> int:
     httpd.daemon_threads = True
     info = {"pid": os.getpid(), "port": httpd.server_address[1], "started_at": _now()}
     (sup.dir / "supervisor.json").write_text(json.dumps(info))
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
-        target=lambda: (sup.shutdown(), httpd.shutdown()), daemon=True).start())
+    def stop_serving() -> None:
+        # the HTTP loop must end even when stopping the apps fails (e.g. NOA_HOME deleted under us)
+        try:
+            sup.shutdown()
+        except Exception as exc:  # noqa: BLE001 - reported; the process still exits
+            sys.stderr.write(f"noa supervisor: shutdown: {exc}\n")
+        finally:
+            httpd.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop_serving, daemon=True).start())
+
     def orphaned() -> None:
-        sup.shutdown()
-        httpd.shutdown()
+        stop_serving()
 
     mon = threading.Thread(target=sup.monitor, args=(orphaned,), daemon=True)
     mon.start()
