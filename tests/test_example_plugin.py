@@ -3,6 +3,7 @@ package, extends NOA through both entry-point groups: an analyzer and an API rou
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,10 @@ PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "noa-plugin-todo
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / PLUGIN_DIR.name  # setuptools writes build/ next to the source
+    shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PLUGIN_DIR)], check=True, capture_output=True, timeout=300)
+                    "--target", str(target), str(source)], check=True, capture_output=True, timeout=300)
     assert list(target.glob("noa_plugin_todos-0.1.0.dist-info"))
     return target
 
