@@ -33,21 +33,29 @@ def emit_step_event(kind: str, subject: str, payload: Mapping[str, Any], entry_i
         return f"error: {type(exc).__name__}"
 
 
-@task(name="change-log", retries=2, retry_delay_seconds=0.5)
-def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Append ``kind``/``subject`` to the CL tree; returns ``{"status", "id", "seq"}``.
-
-    A database that refuses the write is retried; the flow's own outcome does not depend on it
-    (the report already exists), so a last failure is logged and returned, not raised."""
+def record_step(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """One CL tree entry plus its Prefect event: ``{"status": "recorded", "id", "seq", "event"}``, or
+    ``{"status": "failed", "reason"}`` (logged, never raised: the change log must not sink the step)."""
     from noa_core.cltree import record_change
 
     try:
         entry = record_change(settings, kind, subject, dict(payload))
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
         get_run_logger().warning("CL tree: %s entry for %s not recorded: %s", kind, subject, exc)
-        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-    out: dict[str, Any] = {"status": "recorded", "id": entry.id, "seq": entry.seq,
-                           "event": emit_step_event(kind, subject, payload, entry.id)}
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "recorded", "id": entry.id, "seq": entry.seq,
+            "event": emit_step_event(kind, subject, payload, entry.id)}
+
+
+@task(name="change-log", retries=2, retry_delay_seconds=0.5)
+def change_log_task(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Append ``kind``/``subject`` to the CL tree; returns ``{"status", "id", "seq"}``.
+
+    A database that refuses the write is retried; the flow's own outcome does not depend on it
+    (the report already exists), so a last failure is logged and returned, not raised."""
+    out = record_step(settings, kind, subject, payload)
+    if out["status"] != "recorded":
+        return out
     # the seed's write flow: a write through NOA ends with an asynchronous backup (NOA_BACKUP_ON_WRITE=1)
     from noa_core.backup.trigger import after_write
 

@@ -112,20 +112,10 @@ async def build_task(settings: NoaSettings, project_dir: str, manifest: NoaManif
 
 
 async def record_change(settings: NoaSettings, kind: str, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """One entry in the CL tree (contract 1), when the CL tree is installed; never raises."""
-    try:
-        from noa_core.cltree import record_change
-    except ImportError:
-        return {"status": "skipped", "reason": "CL tree not available"}
-    try:
-        entry = await asyncio.to_thread(record_change, settings, kind, subject, payload)
-    except Exception as exc:  # noqa: BLE001 - the change log must not sink the stage it records
-        get_run_logger().warning("change log: %s: %s", type(exc).__name__, exc)
-        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
-    from tasks.changelog import emit_step_event
+    """One entry in the CL tree (contract 1) and its Prefect event; never raises."""
+    from tasks.changelog import record_step
 
-    return {"status": "recorded", "id": entry.id, "seq": entry.seq,
-            "event": emit_step_event(kind, subject, payload, entry.id)}
+    return await asyncio.to_thread(record_step, settings, kind, subject, payload)
 
 
 @task(name="change-log", cache_policy=NO_CACHE)
