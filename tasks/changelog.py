@@ -10,33 +10,12 @@ from prefect import get_run_logger, task
 from noa_core.config import NoaSettings
 
 
-def emit_step_event(kind: str, subject: str, payload: Mapping[str, Any], entry_id: str | None) -> str:
-    """Every recorded NOA step is also a Prefect event, ``noa.<kind>.recorded`` on the resource
-    ``noa.<kind>.<subject>``, related to the flow run, so Prefect automations can react to it.
-    Only scalar payload fields travel (the CL tree entry id points at the rest)."""
-    from noa_core.events import Event, PrefectEventSubscriber
-
-    try:
-        from prefect.runtime import flow_run
-
-        run_id = str(flow_run.id) if flow_run.id else None
-    except Exception:  # noqa: BLE001 - outside a flow run
-        run_id = None
-    scalars = {k: v for k, v in payload.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) <= 300}
-    severity = "error" if str(payload.get("outcome") or payload.get("status") or "") in ("failed", "rolled_back") \
-        else "info"
-    event = Event(kind=f"{kind}.recorded", subject=subject, severity=severity,  # type: ignore[arg-type]
-                  payload={**scalars, "cl_entry": entry_id}, run_id=run_id)
-    try:
-        return PrefectEventSubscriber(enabled=True).handle(event)
-    except Exception as exc:  # noqa: BLE001 - an event is a notification, not the record
-        return f"error: {type(exc).__name__}"
-
-
 def record_step(settings: NoaSettings, kind: str, subject: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """One CL tree entry plus its Prefect event: ``{"status": "recorded", "id", "seq", "event"}``, or
+    """One CL tree entry plus its Prefect event ``noa.<kind>.recorded`` (:mod:`noa_core.events.recorded`):
+    ``{"status": "recorded", "id", "seq", "event"}``, or
     ``{"status": "failed", "reason"}`` (logged, never raised: the change log must not sink the step)."""
     from noa_core.cltree import record_change
+    from noa_core.events.recorded import emit_recorded
 
     try:
         entry = record_change(settings, kind, subject, dict(payload))
@@ -44,7 +23,7 @@ def record_step(settings: NoaSettings, kind: str, subject: str, payload: Mapping
         get_run_logger().warning("CL tree: %s entry for %s not recorded: %s", kind, subject, exc)
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
     return {"status": "recorded", "id": entry.id, "seq": entry.seq,
-            "event": emit_step_event(kind, subject, payload, entry.id)}
+            "event": emit_recorded(kind, subject, payload, entry.id)}
 
 
 @task(name="change-log", retries=2, retry_delay_seconds=0.5)

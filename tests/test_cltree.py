@@ -138,6 +138,30 @@ def test_a_rewritten_history_with_valid_hashes_disagrees_with_the_checkpoint(set
     assert any("history rewritten: the root of the first 5 entries" in line for line in lines)
 
 
+def test_every_tree_head_from_the_stored_frontier_equals_a_full_recomputation(settings: NoaSettings) -> None:
+    for i in range(37):  # 37 = 100101b: three perfect subtrees in the final frontier
+        record_change(settings, "stage", f"s{i % 4}", {"n": i})
+    ids = [e.id for e in change_entries(settings)]
+    lines = (settings.layout().cltree / "checkpoints.jsonl").read_text().splitlines()
+    heads = [json.loads(line) for line in lines]
+    assert [h["size"] for h in heads] == list(range(1, 38))
+    assert all(h["root"] == mth(ids[:h["size"]]) for h in heads)  # the RFC 6962 definition, recursively
+
+
+def test_a_log_without_a_stored_frontier_gets_one_on_the_next_append(settings: NoaSettings) -> None:
+    entries = seed(settings)
+    sql(settings, "DELETE FROM cltree_frontier")  # as a database migrated from before revision 0005
+    sixth = record_change(settings, "alert", "x", {})
+    assert checkpoint(settings) == {"size": 6, "root": mth([e.id for e in entries] + [sixth.id])}
+    assert verify(settings).ok
+
+
+def test_verify_names_an_edited_frontier(settings: NoaSettings) -> None:
+    seed(settings)
+    sql(settings, "UPDATE cltree_frontier SET hashes = :h", h="00" * 64)  # size 5 = 101b: two hashes
+    assert any("stored Merkle frontier does not match the entries" in line for line in problems(settings))
+
+
 def test_concurrent_appends_from_processes_never_fork_or_reuse_a_seq(settings: NoaSettings, tmp_path: Path) -> None:
     code = ("import sys; from pathlib import Path; from noa_core.config import NoaSettings;"
             "from noa_core.cltree import record_change;"
@@ -159,7 +183,7 @@ class Ran:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def run_noa(home: Path, *args: str) -> Ran:
+def run_noa(home: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     """``noa cltree ...`` in process (the real Typer commands; Click's runner captures the streams)."""
     import typer
     from typer.testing import CliRunner
@@ -168,7 +192,7 @@ def run_noa(home: Path, *args: str) -> Ran:
 
     app = typer.Typer()
     register(app)
-    result = CliRunner().invoke(app, [*args, "--home", str(home)])
+    result = CliRunner().invoke(app, [*args, "--home", str(home)], env=env)
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
@@ -210,3 +234,34 @@ def test_cli_graph_png_is_a_rendered_image(tmp_path: Path) -> None:
         return
     assert drawn.returncode == 0, drawn.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_forger_who_rewrites_the_log_and_the_checkpoint_file_is_caught_by_the_backup(tmp_path: Path) -> None:
+    """Someone with write access to NOA_HOME rebuilds a valid-looking log AND its checkpoint file;
+    only the tree head stored in a backup snapshot (elsewhere, encrypted) still tells."""
+    from noa_core.backup.service import parse_repo, run_backup, with_env_password
+
+    settings = NoaSettings(home=tmp_path / "home")
+    seed(settings)
+    repo = tmp_path / "offsite"
+    cfg = with_env_password(parse_repo(str(repo), settings), {"NOA_BACKUP_PASSWORD": "pw"})
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("data")
+    assert run_backup(settings, cfg, src)["cltree_checkpoint"]["size"] == 5  # the backup itself is entry 6
+
+    sql(settings, "DELETE FROM cltree_entries")
+    sql(settings, "DELETE FROM cltree_frontier")
+    (settings.layout().cltree / "checkpoints.jsonl").unlink()
+    record_change(settings, "drop", "cachetools", {"drop_id": "d1", "files": 666})  # the forged history
+    for i in range(6):
+        record_change(settings, "alert", "x", {"n": i})
+    assert verify(settings).ok  # every hash, link, frontier and checkpoint in NOA_HOME agrees
+
+    env = {"NOA_BACKUP_PASSWORD": "pw"}
+    assert run_noa(settings.home, "cltree", "verify").returncode == 0
+    caught = run_noa(settings.home, "cltree", "verify", "--repo", str(repo), env=env)
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    assert "history rewritten: the root of the first 5 entries differs from the checkpoint of snapshot" in caught.stdout
+    wrong = run_noa(settings.home, "cltree", "verify", "--repo", str(tmp_path / "none"), env=env)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1

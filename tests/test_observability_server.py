@@ -71,7 +71,7 @@ def test_otlp_is_reported_when_configured_without_its_exporter(tmp_path, monkeyp
     except ImportError:
         assert status.startswith("skipped:") and "not installed" in status
     else:
-        assert status == "ok: http://127.0.0.1:4318"
+        assert status == "ok: http://127.0.0.1:4318/v1/traces"
 
 
 def test_stage_span_helper_for_flows(tmp_path):

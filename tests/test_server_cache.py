@@ -108,6 +108,34 @@ def test_failing_change_log_leaves_no_row_and_no_stale_cache_fake(tmp_path, cach
         assert client.get("/v1/projects/beta", headers=h).status_code == 404
 
 
+def test_a_change_log_entry_the_database_refuses_leaves_nothing_written(tmp_path, cache):
+    """The real CL tree, refused by the database itself: the request row, the project and the entry
+    were one transaction, so none of them stays; the next write after the fault goes through."""
+    from noa_core.cltree import change_entries, verify
+
+    settings = settings_for(tmp_path)
+    app = _app(tmp_path, cache)
+    toks = tokens(app)
+    with TestClient(app) as client:
+        h = bearer(toks["write"])
+        assert client.post("/v1/projects", headers=h, json={"name": "first"}).status_code == 201
+        assert client.get("/v1/projects", headers=h).headers["x-cache"] == "miss"  # now cached
+        with app.state.noa.engine.begin() as conn:
+            conn.execute(text("CREATE TRIGGER full BEFORE INSERT ON cltree_entries "
+                              "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+        r = client.post("/v1/projects", headers=h, json={"name": "second"})
+        assert r.status_code == 503 and "write undone: change log" in r.json()["detail"]
+        assert "disk full" in r.json()["detail"]
+        assert _rows(app, "api_writes") == 1 and _rows(app, "projects") == 1 and _rows(app, "cltree_entries") == 1
+        assert cache.get("v1:projects") is None
+        assert [p["name"] for p in client.get("/v1/projects", headers=h).json()["items"]] == ["first"]
+        with app.state.noa.engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER full"))
+        assert client.post("/v1/projects", headers=h, json={"name": "second"}).status_code == 201
+    assert [e.subject for e in change_entries(settings)] == ["first", "second"]
+    assert verify(settings).ok
+
+
 def test_failing_change_log_restores_an_updated_project_fake(tmp_path, cache):
     state = {"fail": False}
 

@@ -3,7 +3,7 @@
 ::
 
     noa cltree log [--kind KIND] [--subject S] [--limit N] [--json]
-    noa cltree verify [--json]          exit 1 when an entry was edited, removed, reordered or cut off
+    noa cltree verify [--repo SPEC] [--json]   exit 1 when an entry was edited, removed, reordered or cut off
     noa cltree graph --out FILE.svg|.png|.dot [--limit N]
     noa cltree export FILE.jsonl
     noa cltree checkpoint [--json]      record the current Merkle tree head
@@ -58,12 +58,27 @@ def register(app: typer.Typer) -> None:
             cli._err().print("the change log is empty")
 
     @cltree_app.command("verify")
-    def verify(home: cli.HomeOption = None, as_json: cli.JsonOption = False) -> None:
-        """Re-hash every entry, check every link and the last checkpoint; exit 1 on tampering."""
+    def verify(home: cli.HomeOption = None, as_json: cli.JsonOption = False,
+               repo: Annotated[Optional[str], typer.Option(
+                   "--repo", help="also check the tree heads stored in this backup repository's snapshots "
+                                  "(DIR, s3:BUCKET[/PREFIX], azure:CONTAINER[/PREFIX]; password from "
+                                  "NOA_BACKUP_PASSWORD)")] = None) -> None:
+        """Re-hash every entry, check every link and every checkpoint; exit 1 on tampering."""
+        from noa_core.cltree import snapshot_heads
         from noa_core.cltree import verify as verify_log
 
         try:
-            report = verify_log(cli._settings(home))
+            settings = cli._settings(home)
+            extra = []
+            if repo is not None:
+                from noa_core.backup.service import (
+                    parse_repo,
+                    snapshot_checkpoints,
+                    with_env_password,
+                )
+
+                extra = snapshot_heads(snapshot_checkpoints(with_env_password(parse_repo(repo, settings))))
+            report = verify_log(settings, extra)
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,14 @@ from noa_core.cltree.entry import KINDS, ChangeEntry, canonical_json
 from noa_core.cltree.log import (
     ChangeLogError,
     append_entry,
+    append_locked,
     entry_ids,
+    is_retryable,
+    lock_for_append,
     raw_rows,
     read_entries,
+    retry_pause,
+    stored_frontier,
 )
 from noa_core.cltree.merkle import tree_head
 from noa_core.cltree.verify import Problem, VerifyReport, verify_rows
@@ -41,8 +47,10 @@ from noa_core.cltree.verify import Problem, VerifyReport, verify_rows
 if TYPE_CHECKING:
     from noa_core.config import NoaSettings
 
-__all__ = ["KINDS", "ChangeEntry", "ChangeLogError", "Checkpoint", "Problem", "VerifyReport", "change_entries",
-           "checkpoint", "export_jsonl", "last_checkpoint", "read_checkpoints", "record_change", "verify"]
+__all__ = ["KINDS", "ChangeEntry", "ChangeLogError", "Checkpoint", "PendingChange", "Problem", "VerifyReport",
+           "change_entries", "checkpoint", "export_jsonl", "is_retryable", "last_checkpoint", "lock_for_append",
+           "read_checkpoints", "record_change", "record_change_in", "record_checkpoint", "retry_pause",
+           "snapshot_heads", "verify"]
 
 
 def _engine(settings: NoaSettings):
@@ -76,6 +84,29 @@ def record_change(settings: NoaSettings, kind: str, subject: str, payload: Mappi
     return entry
 
 
+@dataclass(frozen=True)
+class PendingChange:
+    """An entry appended inside a caller's transaction, and the tree head to record once it commits."""
+
+    entry: ChangeEntry
+    head: dict[str, int | str]
+
+
+def record_change_in(conn: Any, kind: str, subject: str, payload: Mapping[str, Any]) -> PendingChange:
+    """Append inside ``conn``'s open transaction, begun with :func:`lock_for_append`.
+
+    For a writer whose own rows and the CL tree entry must commit together (or not at all).
+    After the commit, call :func:`record_checkpoint` with the result.
+    """
+    entry, head = append_locked(conn, kind, subject, payload)
+    return PendingChange(entry, head)
+
+
+def record_checkpoint(settings: NoaSettings, pending: PendingChange) -> None:
+    """Append the committed change's tree head to the checkpoint file."""
+    append_checkpoint(_cltree_dir(settings), int(pending.head["size"]), str(pending.head["root"]))
+
+
 def change_entries(settings: NoaSettings, *, kind: str | None = None, subject: str | None = None,
                    limit: int | None = None) -> list[ChangeEntry]:
     """Entries oldest first (filtered by kind and/or subject); ``limit`` keeps the newest ones."""
@@ -95,18 +126,30 @@ def checkpoint(settings: NoaSettings) -> dict:
         engine.dispose()
     last = last_checkpoint(_cltree_dir(settings))
     if last is None or last.size != head["size"] or last.root != head["root"]:
-        append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]))
+        append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]), fsync=True)
     return {"size": int(head["size"]), "root": str(head["root"])}
 
 
-def verify(settings: NoaSettings) -> VerifyReport:
-    """Re-hash every entry, check every parent link, and check the log against every checkpoint."""
+def verify(settings: NoaSettings, extra_checkpoints: Sequence[Checkpoint] = ()) -> VerifyReport:
+    """Re-hash every entry, check every parent link, and check the log against every checkpoint.
+
+    ``extra_checkpoints`` are heads kept outside NOA_HOME (see :func:`snapshot_heads`): someone
+    who can rewrite both the database and the checkpoint file still cannot change those.
+    """
     engine = _engine(settings)
     try:
+        frontier = stored_frontier(engine)  # first: an append in between only lengthens the rows
         rows = raw_rows(engine)
     finally:
         engine.dispose()
-    return verify_rows(rows, _cltree_dir(settings))
+    return verify_rows(rows, _cltree_dir(settings), frontier, extra_checkpoints)
+
+
+def snapshot_heads(heads: Sequence[Mapping[str, Any]]) -> list[Checkpoint]:
+    """Checkpoints from backup snapshots' ``{"snapshot", "time", "size", "root"}`` records."""
+    return [Checkpoint(size=int(h["size"]), root=str(h["root"]), at=f"snapshot {str(h['snapshot'])[:12]} "
+                                                                    f"({str(h.get('time', ''))[:19]})", line=0)
+            for h in heads]
 
 
 def export_jsonl(settings: NoaSettings, out: Path, *, kind: str | None = None) -> int:

@@ -2,8 +2,12 @@
 
 A hash chain alone cannot show that its newest entries were cut off; a tree head
 recorded elsewhere can. Each line is ``{"size", "root", "at"}``. Lines are appended with
-one ``write`` on an ``O_APPEND`` descriptor (whole lines, even from several processes)
-and fsynced. Backups store the newest one in every snapshot.
+one ``write`` on an ``O_APPEND`` descriptor (whole lines, even from several processes).
+The head written after every append is not fsynced: it is exactly as durable as the
+SQLite commit it follows (WAL with ``synchronous=NORMAL`` survives a crashed process,
+not a power cut), so a power cut can never leave a checkpoint naming entries the database
+lost, which would read as a truncation. An explicit checkpoint (``noa cltree checkpoint``)
+is fsynced. Backups store the newest one in every snapshot.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def checkpoint_file(cltree_dir: Path) -> Path:
     return cltree_dir / FILE_NAME
 
 
-def append_checkpoint(cltree_dir: Path, size: int, root: str) -> Checkpoint:
+def append_checkpoint(cltree_dir: Path, size: int, root: str, *, fsync: bool = False) -> Checkpoint:
     cltree_dir.mkdir(parents=True, exist_ok=True)
     at = datetime.now(UTC).isoformat(timespec="microseconds")
     line = json.dumps({"size": size, "root": root, "at": at}, separators=(",", ":")) + "\n"
@@ -37,7 +41,8 @@ def append_checkpoint(cltree_dir: Path, size: int, root: str) -> Checkpoint:
                  0o644)
     try:
         os.write(fd, line.encode("ascii"))
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return Checkpoint(size=size, root=root, at=at, line=0)

@@ -5,6 +5,11 @@ SQLite, a transaction-scoped advisory lock on PostgreSQL), reads the head and th
 subject's previous entry, and inserts the new entry at ``head.seq + 1``. ``seq`` is the
 primary key, so even without the lock two writers could never share a place in the
 chain: the loser of a race gets an integrity error and tries again on the new head.
+
+The tree head comes from the Merkle frontier stored beside the entries
+(``cltree_frontier``), updated in the same transaction: O(log n) per append. A frontier
+that is missing or does not cover exactly the entries before the new one (a database
+from before revision 0005, a row edited by hand) is rebuilt from every id, once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from noa_core.cltree.entry import (
@@ -25,11 +30,19 @@ from noa_core.cltree.entry import (
     entry_id,
     normalize_payload,
 )
-from noa_core.cltree.merkle import tree_head
+from noa_core.cltree.merkle import Frontier
 from noa_core.errors import NoaError
-from noa_core.storage.models import ChangeLogEntry
+from noa_core.storage.models import ChangeLogEntry, ChangeLogFrontier
 
 T = ChangeLogEntry.__table__
+F = ChangeLogFrontier.__table__
+FRONTIER_ROW = "main"
+
+# statements built once (SQLAlchemy then reuses their compiled form; an append is five of them)
+_HEAD = select(T.c.seq, T.c.id).order_by(T.c.seq.desc()).limit(1)
+_SAME_SUBJECT = select(T.c.id).where(T.c.subject == bindparam("subject")).order_by(T.c.seq.desc()).limit(1)
+_FRONTIER = select(F.c.size, F.c.hashes).where(F.c.name == FRONTIER_ROW)
+_UPDATE_FRONTIER = update(F).where(F.c.name == FRONTIER_ROW)
 PG_LOCK_KEY = 0x6E6F61636C74  # "noaclt": serialises appends on PostgreSQL
 ATTEMPTS = 50
 
@@ -54,44 +67,94 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
 
 
+def _frontier_before(conn: Connection, size: int) -> tuple[Frontier, bool]:
+    """The frontier of the first ``size`` entries, and whether a row for it is stored already."""
+    row = conn.execute(_FRONTIER).first()
+    if row is not None and int(row.size) == size:
+        try:
+            return Frontier.loads(int(row.size), row.hashes), True
+        except ValueError:
+            pass  # unreadable: rebuild below
+    ids = conn.execute(select(T.c.id).where(T.c.seq <= size).order_by(T.c.seq)).scalars().all()
+    return Frontier.of(ids), row is not None
+
+
+def stored_frontier(engine: Engine) -> tuple[int, str] | None:
+    """``(size, hashes)`` as stored (verification compares it with the recomputed one)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(F.c.size, F.c.hashes).where(F.c.name == FRONTIER_ROW)).first()
+    return (int(row.size), str(row.hashes)) if row is not None else None
+
+
 def _retryable(exc: OperationalError) -> bool:
     message = str(exc.orig if exc.orig is not None else exc).lower()
     return "locked" in message or "busy" in message or "deadlock" in message or "serializ" in message
 
 
-def append_entry(engine: Engine, kind: str, subject: str,
-                 payload: Mapping[str, Any]) -> tuple[ChangeEntry, dict[str, int | str]]:
-    """Append one entry; returns it and the tree head right after it (both from one transaction)."""
+def lock_for_append(conn: Connection) -> None:
+    """Begin ``conn``'s transaction holding the append lock (first thing on a fresh connection)."""
+    _lock(conn)
+
+
+def append_locked(conn: Connection, kind: str, subject: str,
+                  payload: Mapping[str, Any]) -> tuple[ChangeEntry, dict[str, int | str]]:
+    """Append one entry inside ``conn``'s transaction, which must hold the lock (:func:`lock_for_append`).
+
+    Nothing is committed: the caller commits it together with its own rows (the API's write
+    flow does) or rolls everything back. Returns the entry and the tree head after it.
+    """
     check_kind_subject(kind, subject)
     clean = normalize_payload(payload)
-    payload_text = canonical_json(clean)
+    head = conn.execute(_HEAD).first()
+    same = conn.execute(_SAME_SUBJECT, {"subject": subject}).first()
+    seq = int(head.seq) + 1 if head else 1
+    parents: list[str] = [head.id] if head else []
+    if same is not None and same.id not in parents:
+        parents.append(same.id)
+    created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    eid = entry_id(seq, kind, subject, clean, parents, created_at)
+    conn.execute(insert(T), {"seq": seq, "id": eid, "kind": kind, "subject": subject,
+                             "payload": canonical_json(clean), "parents": canonical_json(parents),
+                             "created_at": created_at})
+    before, stored = _frontier_before(conn, seq - 1)
+    after = before.append(eid)
+    values = {"size": after.size, "hashes": after.dumps()}
+    if stored:
+        conn.execute(_UPDATE_FRONTIER, values)
+    else:
+        conn.execute(insert(F), {"name": FRONTIER_ROW, **values})
+    return (ChangeEntry(id=eid, seq=seq, kind=kind, subject=subject, payload=clean, parents=tuple(parents),
+                        created_at=created_at), after.head())
+
+
+def retry_pause(attempt: int) -> None:
+    time.sleep(min(0.5, 0.005 * (attempt + 1)) * (0.5 + random.random()))
+
+
+def is_retryable(exc: Exception) -> bool:
+    """A lost race for the head (integrity error) or a busy/locked database: try the transaction again."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, OperationalError) and _retryable(exc)
+
+
+def append_entry(engine: Engine, kind: str, subject: str,
+                 payload: Mapping[str, Any]) -> tuple[ChangeEntry, dict[str, int | str]]:
+    """Append one entry in its own transaction; returns it and the tree head right after it."""
+    check_kind_subject(kind, subject)
     last_error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
             with engine.connect() as conn:
                 _lock(conn)
-                head = conn.execute(select(T.c.seq, T.c.id).order_by(T.c.seq.desc()).limit(1)).first()
-                same = conn.execute(select(T.c.id).where(T.c.subject == subject)
-                                    .order_by(T.c.seq.desc()).limit(1)).first()
-                seq = int(head.seq) + 1 if head else 1
-                parents: list[str] = [head.id] if head else []
-                if same is not None and same.id not in parents:
-                    parents.append(same.id)
-                created_at = datetime.now(UTC).isoformat(timespec="microseconds")
-                eid = entry_id(seq, kind, subject, clean, parents, created_at)
-                conn.execute(insert(T).values(seq=seq, id=eid, kind=kind, subject=subject, payload=payload_text,
-                                              parents=canonical_json(parents), created_at=created_at))
-                ids = conn.execute(select(T.c.id).order_by(T.c.seq)).scalars().all()
+                result = append_locked(conn, kind, subject, payload)
                 conn.commit()
-            return (ChangeEntry(id=eid, seq=seq, kind=kind, subject=subject, payload=clean,
-                                parents=tuple(parents), created_at=created_at), tree_head(ids))
-        except IntegrityError as exc:  # another writer took this seq: read the new head and retry
+            return result
+        except (IntegrityError, OperationalError) as exc:
+            if not is_retryable(exc):
+                raise ChangeLogError(f"cannot append to the change log: {getattr(exc, 'orig', None) or exc}") from None
             last_error = exc
-        except OperationalError as exc:
-            if not _retryable(exc):
-                raise ChangeLogError(f"cannot append to the change log: {exc.orig or exc}") from None
-            last_error = exc
-        time.sleep(min(0.5, 0.005 * (attempt + 1)) * (0.5 + random.random()))
+        retry_pause(attempt)
     raise ChangeLogError(f"cannot append to the change log after {ATTEMPTS} attempts: {last_error}")
 
 

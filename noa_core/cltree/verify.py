@@ -10,13 +10,14 @@ first ``size`` entries differs from a checkpoint's root).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from noa_core.cltree.checkpoints import Checkpoint, read_checkpoints
 from noa_core.cltree.entry import entry_id
-from noa_core.cltree.merkle import EMPTY_ROOT, prefix_roots
+from noa_core.cltree.merkle import EMPTY_ROOT, Frontier, prefix_roots
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,14 @@ class VerifyReport:
                 "warnings": list(self.warnings)}
 
 
-def verify_rows(rows: list[Any], cltree_dir: Path) -> VerifyReport:
-    """Check rows (``seq, id, kind, subject, payload, parents, created_at``; seq order) and checkpoints."""
+def verify_rows(rows: list[Any], cltree_dir: Path, frontier: tuple[int, str] | None = None,
+                extra: Sequence[Checkpoint] = ()) -> VerifyReport:
+    """Check rows (``seq, id, kind, subject, payload, parents, created_at``; seq order) and checkpoints.
+
+    ``frontier`` is the stored ``(size, hashes)`` appends fold new entries into; it must be
+    the frontier of the entries, or the next tree heads would be wrong. ``extra`` are tree
+    heads kept elsewhere (the ones stored in backup snapshots), checked like the file's.
+    """
     problems: list[Problem] = []
     ids: list[str] = []
     last_of_subject: dict[str, str] = {}
@@ -102,6 +109,7 @@ def verify_rows(rows: list[Any], cltree_dir: Path) -> VerifyReport:
         prev_id = stored_id
 
     checkpoints, unreadable = read_checkpoints(cltree_dir)
+    checkpoints += list(extra)
     warnings = list(unreadable)
     wanted = {cp.size for cp in checkpoints} | {len(ids)}
     roots: dict[int, str] = {0: EMPTY_ROOT}
@@ -123,6 +131,14 @@ def verify_rows(rows: list[Any], cltree_dir: Path) -> VerifyReport:
                                 f"history rewritten: the root of the first {cp.size} entries differs from the "
                                 f"checkpoint of {cp.at or 'line ' + str(cp.line)} ({len(rewritten)} checkpoint(s) "
                                 f"disagree)"))
+    if frontier is not None:
+        size, hashes = frontier  # read before the rows: appends since then may have made the log longer
+        if size > len(ids):
+            problems.append(Problem(None, None, f"the stored Merkle frontier covers {size} entries but the log has "
+                                                f"{len(ids)}"))
+        elif hashes != Frontier.of(ids[:size]).dumps():
+            problems.append(Problem(None, None, "the stored Merkle frontier does not match the entries (edited); "
+                                                "the next tree heads would be wrong"))
     if not checkpoints:
         warnings.append("no checkpoint yet: truncation cannot be detected until one is written")
     return VerifyReport(entries=len(ids), root=current_root, checkpoint=last, checkpoints_checked=len(checkpoints),

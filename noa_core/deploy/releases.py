@@ -6,13 +6,15 @@ The store is one JSON file per app and environment under
 the history (release, outcome, time), newest last. Each release's tree is snapshotted
 under ``NOA_HOME/deploy/trees/<release_id>/`` so a rollback never depends on the
 original project directory. Outcomes also go to the CL tree (``record_change``, kinds
-``release`` and ``rollback``) when it is available.
+``release`` and ``rollback``) when it is available, each entry with its Prefect event
+``noa.<kind>.recorded`` when a Prefect API is configured.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -25,7 +27,9 @@ from typing import Any
 from noa_core.deploy.interface import Instance, Release
 from noa_core.manifest import NoaManifest
 
-__all__ = ["ReleaseStore", "StoredRelease", "make_release", "record_in_cltree"]
+__all__ = ["ReleaseStore", "StoredRelease", "emit_recorded_event", "make_release", "record_in_cltree"]
+
+_log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -150,16 +154,38 @@ class ReleaseStore:
 
 
 def record_in_cltree(home: Path, kind: str, subject: str, payload: Mapping[str, Any]) -> str:
-    """Record in the CL tree; returns the entry id, or ``skipped: ...`` when unavailable."""
+    """Record in the CL tree; returns the entry id, or ``skipped: ...`` when unavailable.
+
+    A recorded entry is also the Prefect event ``noa.<kind>.recorded`` (the shape of the flows'
+    change-log step, :mod:`noa_core.events.recorded`) when a Prefect API is configured
+    (``PREFECT_API_URL``); an event that cannot be sent is logged, never raised."""
     try:
         from noa_core.cltree import record_change
         from noa_core.config import NoaSettings
     except ImportError:
         return "skipped: CL tree not available"
     try:
-        return record_change(NoaSettings(home=Path(home)), kind, subject, dict(payload)).id
+        entry_id = record_change(NoaSettings(home=Path(home)), kind, subject, dict(payload)).id
     except Exception as exc:  # noqa: BLE001 - the deploy happened; the log entry is secondary
         return f"skipped: CL tree: {type(exc).__name__}: {exc}"
+    emit_recorded_event(kind, subject, payload, entry_id)
+    return entry_id
+
+
+def emit_recorded_event(kind: str, subject: str, payload: Mapping[str, Any], entry_id: str) -> str:
+    """``noa.<kind>.recorded`` to Prefect: ``ok``, ``skipped: ...`` or ``error: ...`` (logged as a warning)."""
+    try:
+        from noa_core.events.prefect_bridge import prefect_api_configured
+        from noa_core.events.recorded import emit_recorded
+
+        if not prefect_api_configured():
+            return "skipped: no Prefect API configured (PREFECT_API_URL)"
+        status = emit_recorded(kind, subject, payload, entry_id)
+    except Exception as exc:  # noqa: BLE001 - the release is recorded; its notification is secondary
+        status = f"error: {type(exc).__name__}"
+    if status.startswith("error"):
+        _log.warning("deploy: %s event for %s (CL tree entry %s) not sent: %s", kind, subject, entry_id, status)
+    return status
 
 
 def remove_tree(release: Release, home: Path) -> None:

@@ -1,9 +1,11 @@
 """OpenTelemetry traces: a span per API request and per flow stage.
 
 Spans go to ``NOA_HOME/traces/spans.jsonl`` (one JSON object per span) by default. When
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set they also go over OTLP/HTTP, if the exporter
-package ``opentelemetry-exporter-otlp-proto-http`` is installed; otherwise
-:attr:`Tracing.otlp_status` says ``skipped: ...``. Each :class:`Tracing` owns its own
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (``/v1/traces`` appended) or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+(used as is, and preferred) is set they also go over OTLP/HTTP (protobuf), batched, with the
+exporter package ``opentelemetry-exporter-otlp-proto-http``; :attr:`Tracing.otlp_status` says
+``ok: <traces URL>``, or ``skipped: ...``. A collector that refuses or is down costs only those
+spans (the exporter logs it); the JSON file still gets every span. Each :class:`Tracing` owns its own
 ``TracerProvider`` (nothing global is set), so two apps in one process do not mix.
 """
 
@@ -74,8 +76,21 @@ class JsonFileSpanExporter(SpanExporter):
         return None
 
 
+def otlp_traces_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where OTLP/HTTP spans go, read as the exporter reads it: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    as is, else ``OTEL_EXPORTER_OTLP_ENDPOINT`` with ``/v1/traces`` appended; ``None`` if neither is set."""
+    env = os.environ if environ is None else environ
+    traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if base:
+        return base.removesuffix("/") + "/v1/traces"
+    return None
+
+
 def _otlp_exporter() -> tuple[SpanExporter | None, str]:
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    endpoint = otlp_traces_endpoint()
     if not endpoint:
         return None, "skipped: OTEL_EXPORTER_OTLP_ENDPOINT is not set"
     try:
@@ -83,9 +98,10 @@ def _otlp_exporter() -> tuple[SpanExporter | None, str]:
             OTLPSpanExporter,
         )
     except ImportError:
-        return None, ("skipped: OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-exporter-otlp-proto-http "
+        return None, ("skipped: an OTLP endpoint is set but opentelemetry-exporter-otlp-proto-http "
                       "is not installed")
-    return OTLPSpanExporter(), f"ok: {endpoint}"
+    # the endpoint is passed explicitly so that what otlp_status reports is where spans go
+    return OTLPSpanExporter(endpoint=endpoint), f"ok: {endpoint}"
 
 
 @dataclass

@@ -37,7 +37,7 @@ from noa_core.server.auth import TokenStore
 from noa_core.server.inference import Inference
 from noa_core.server.middleware import AllowHeader, BodySizeLimit, RequestObservability
 from noa_core.server.orchestrator import Orchestrator, Unavailable
-from noa_core.server.ratelimit import RateLimit, TokenBuckets
+from noa_core.server.ratelimit import RateLimit, make_buckets
 from noa_core.server.search import CodeSearch
 from noa_core.server.state import ServerState
 from noa_core.server.writes import WriteFlow
@@ -101,7 +101,8 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
                     ChangeLogSubscriber(settings), MetricsSubscriber(metrics), TraceSubscriber(tracing),
                     AlertManager(notifier, log, metrics=metrics), PrefectEventSubscriber(enabled=prefect_events)], logger=log)
     state = ServerState(settings=settings, engine=engine, registry=Registry(engine),
-                        tokens=TokenStore(engine, cache_ttl=token_cache_ttl), buckets=TokenBuckets(rate_limit),
+                        tokens=TokenStore(engine, cache_ttl=token_cache_ttl),
+                        buckets=make_buckets(settings, rate_limit, registry=metrics.registry),
                         cache=cache, metrics=metrics, tracing=tracing, log=log, bus=bus, writes=writes,
                         search=CodeSearch(layout.drops),
                         inference=inference or Inference(settings.llm_model_path, concurrency=inference_concurrency),
@@ -133,6 +134,9 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
             tracing.shutdown()
             if state.owns_cache:
                 cache.close()
+            close_buckets = getattr(state.buckets, "close", None)
+            if close_buckets is not None:  # the Redis limiter's connection
+                close_buckets()
             engine.dispose()
 
     app = FastAPI(title="NOA ARK OS API", version=__version__, description=_DESCRIPTION, lifespan=lifespan)

@@ -17,7 +17,7 @@ from noa_core.observability.tracing import Tracing
 from noa_core.server.auth import TokenStore
 from noa_core.server.inference import Inference
 from noa_core.server.orchestrator import Orchestrator
-from noa_core.server.ratelimit import TokenBuckets
+from noa_core.server.ratelimit import RateLimiter
 from noa_core.server.search import CodeSearch
 from noa_core.server.writes import WriteFlow
 from noa_core.storage.cache import Cache
@@ -30,7 +30,7 @@ class ServerState:
     engine: Engine
     registry: Registry
     tokens: TokenStore
-    buckets: TokenBuckets
+    buckets: RateLimiter
     cache: Cache
     metrics: NoaMetrics
     tracing: Tracing

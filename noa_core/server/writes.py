@@ -1,17 +1,16 @@
 """The write flow: validation -> database write -> cache invalidation -> registry update ->
 change-log entry -> success -> asynchronous backup.
 
-Atomicity across the database, the cache and the CL tree (which writes in its own
-transaction, so with SQLite it cannot share ours):
+The request row (``api_writes``), the registry update and the CL tree entry are ONE
+transaction on the server's engine, begun holding the CL tree's append lock (``BEGIN
+IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL): all three commit, or none does.
+The cache keys are dropped before the commit and again after it (a reader that filled
+the cache from the old rows in between is evicted), and once more when the transaction
+is rolled back. A busy database or a lost race for the log's head retries the whole
+transaction. The change's tree head goes to the checkpoint file after the commit.
 
-* the request row (``api_writes``) and the registry update are one transaction: both or
-  neither;
-* the cache keys are dropped before the commit and again after it (a reader that filled
-  the cache from the old rows in between is evicted);
-* if the change-log entry then fails, a compensating transaction removes the row and
-  restores the registry as it was, the keys are dropped again, and a flow run created
-  for the request is cancelled; the caller gets an error, and no half-written row and no
-  stale cache entry stay behind.
+A test may pass its own ``record_change(settings, kind, subject, payload)``; it is called
+inside the same transaction, so when it raises nothing is written either.
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Engine, String, Text, delete
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import JSON, Connection, Engine, String, Text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from noa_core.errors import NoaError
 from noa_core.storage.cache import Cache, invalidate
@@ -37,10 +37,15 @@ from noa_core.storage.models import Base, UTCDateTime, utcnow
 if TYPE_CHECKING:
     from noa_core.config import NoaSettings
 
-try:
-    from noa_core.cltree import record_change as _record_change
-except ImportError:  # CL tree not available
-    _record_change = None  # type: ignore[assignment]
+from noa_core.cltree import (
+    PendingChange,
+    is_retryable,
+    lock_for_append,
+    record_change_in,
+    record_checkpoint,
+    retry_pause,
+)
+from noa_core.cltree import record_change as cltree_record_change
 
 try:  # the backup helper's asynchronous trigger (a detached runner process; sync or async)
     from noa_core.backup.trigger import schedule_backup as _schedule_backup
@@ -71,6 +76,15 @@ class ServerWrite(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+WRITE_ATTEMPTS = 20
+
+
+class _Failed(Exception):
+    def __init__(self, step: str, error: Exception) -> None:
+        super().__init__(step)
+        self.step, self.error = step, error
+
+
 class WriteFailed(NoaError):
     """A write failed part way and was undone; ``step`` says where."""
 
@@ -79,8 +93,8 @@ class WriteFailed(NoaError):
         self.step = step
 
 
-RegistryUpdate = Callable[[Session], Callable[[Session], None] | None]
-"""Changes registry rows in the open transaction; returns the undo (run in a later transaction)."""
+RegistryUpdate = Callable[[Session], object]
+"""Changes registry rows in the write's open transaction (its return value is ignored)."""
 
 
 @dataclass
@@ -118,45 +132,64 @@ class WriteFlow:
         self.engine = engine
         ServerWrite.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
         self.cache = cache
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.record_change = _record_change if record_change is True else (record_change or None)
+        self.record_change = cltree_record_change if record_change is True else (record_change or None)
         self.schedule_backup = _schedule_backup if schedule_backup is True else (schedule_backup or None)
         self.log = logger or logging.getLogger("noa.server.writes")
         self._backups: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ steps (sync, in a worker thread)
-    def _db_write(self, req: WriteRequest, flow_run_id: str | None) -> Callable[[Session], None] | None:
-        undo: Callable[[Session], None] | None = None
-        with self._sessions() as s, s.begin():
-            s.add(ServerWrite(id=req.id, kind=req.kind, subject=req.subject[:300], params=req.params,
-                              token_name=req.token_name, flow_run_id=flow_run_id,
-                              created=datetime.now(UTC)))
-            s.flush()
-            self._invalidate(req)  # first drop (before commit)
-            if req.registry_update is not None:
-                undo = req.registry_update(s)
-        self._invalidate(req)  # second drop (after commit): evicts a fill from the old rows
-        return undo
+    def _transaction(self, req: WriteRequest, flow_run_id: str | None) -> tuple[str, PendingChange | None]:
+        """Row, registry update and change-log entry in one transaction, retried when the database is busy."""
+        last: _Failed | None = None
+        for attempt in range(WRITE_ATTEMPTS):
+            step = "db write"
+            try:
+                with self.engine.connect() as conn:
+                    lock_for_append(conn)
+                    with Session(bind=conn, join_transaction_mode="rollback_only") as s:
+                        s.add(ServerWrite(id=req.id, kind=req.kind, subject=req.subject[:300], params=req.params,
+                                          token_name=req.token_name, flow_run_id=flow_run_id,
+                                          created=datetime.now(UTC)))
+                        s.flush()
+                        self._invalidate(req)  # first drop (before commit)
+                        if req.registry_update is not None:
+                            req.registry_update(s)
+                            s.flush()
+                    step = "change log"
+                    pending = self._change(conn, req, flow_run_id)
+                    conn.commit()
+                self._invalidate(req)  # second drop (after commit): evicts a fill from the old rows
+                return step, pending
+            except OperationalError as exc:
+                if not is_retryable(exc):
+                    raise _Failed(step, exc) from exc
+                last = _Failed(step, exc)  # busy or locked: the whole transaction again
+            except Exception as exc:  # under the lock an integrity error is a real clash, not a race
+                raise _Failed(step, exc) from exc
+            retry_pause(attempt)
+        raise last or _Failed("db write", RuntimeError("database busy"))
 
     def _invalidate(self, req: WriteRequest) -> None:
         invalidate(self.cache, req.invalidate_keys, req.invalidate_prefixes)
 
-    def _change(self, req: WriteRequest, flow_run_id: str | None) -> str | None:
+    def _change(self, conn: Connection, req: WriteRequest, flow_run_id: str | None) -> PendingChange | None:
         if self.record_change is None:
             return None
         payload = {"write_id": req.id, "action": "api." + req.kind, "token": req.token_name,
                    "flow_run_id": flow_run_id, "params": req.params}
-        extra = {"engine": self.engine} if self.record_change is _record_change else {}
-        entry = self.record_change(self.settings, CL_KIND.get(req.kind, "registry"), req.subject[:300] or "-",
-                                   payload, **extra)
-        return getattr(entry, "id", None)  # the entry names the write (payload.write_id)
+        kind, subject = CL_KIND.get(req.kind, "registry"), req.subject[:300] or "-"
+        if self.record_change is cltree_record_change:
+            return record_change_in(conn, kind, subject, payload)
+        self.record_change(self.settings, kind, subject, payload)  # a test's own recorder: no entry id
+        return None
 
-    def _undo(self, req: WriteRequest, undo: Callable[[Session], None] | None) -> None:
-        with self._sessions() as s, s.begin():
-            s.execute(delete(ServerWrite).where(ServerWrite.id == req.id))
-            if undo is not None:
-                undo(s)
-        self._invalidate(req)
+    def _checkpoint(self, pending: PendingChange | None) -> None:
+        if pending is None:
+            return
+        try:
+            record_checkpoint(self.settings, pending)
+        except OSError as exc:  # the entry is committed; `noa cltree checkpoint` writes the head later
+            self.log.error("CL tree checkpoint after write not written: %s", exc)
 
     # ------------------------------------------------------------------ the flow
     async def run(self, req: WriteRequest) -> WriteResult:
@@ -167,24 +200,18 @@ class WriteFlow:
             flow_run_id = await req.submit(req.id)  # raises -> nothing written yet
             steps["flow_run"] = "ok"
         try:
-            undo = await asyncio.to_thread(self._db_write, req, flow_run_id)
-        except Exception as exc:
-            await self._cancel(req, flow_run_id, "database write failed")
+            _step, pending = await asyncio.to_thread(self._transaction, req, flow_run_id)
+        except _Failed as failed:
             await asyncio.to_thread(self._safe_invalidate, req)
-            raise WriteFailed("db write", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
+            await self._cancel(req, flow_run_id, f"{failed.step} failed")
+            exc = failed.error
+            raise WriteFailed(failed.step, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
+        await asyncio.to_thread(self._checkpoint, pending)
         steps.update({"db_write": "ok", "cache_invalidation": "ok",
                       "registry_update": "ok" if req.registry_update else "skipped: nothing to update"})
-        try:
-            change_id = await asyncio.to_thread(self._change, req, flow_run_id)
-        except Exception as exc:
-            try:
-                await asyncio.to_thread(self._undo, req, undo)
-            except Exception as undo_exc:  # noqa: BLE001
-                self.log.error("write %s: undo after a change-log failure failed: %s", req.id, undo_exc)
-            await self._cancel(req, flow_run_id, "change-log entry failed")
-            raise WriteFailed("change log", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
-        steps["change_log"] = "ok" if change_id else "skipped: CL tree not available"
+        steps["change_log"] = "skipped: no change log" if self.record_change is None else "ok"
         steps["backup"] = self._trigger_backup()
+        change_id = pending.entry.id if pending is not None else None
         return WriteResult(req.id, req.kind, req.subject, flow_run_id, change_id, steps,
                            round(time.perf_counter() - t0, 6))
 
@@ -226,33 +253,21 @@ class WriteFlow:
 
 
 def project_upsert(name: str, root_commits: Iterable[str]) -> RegistryUpdate:
-    """Registry update for ``POST /v1/projects``: create the project or add root commits (undoable)."""
+    """Registry update for ``POST /v1/projects``: create the project or add root commits."""
     from sqlalchemy import select
 
     from noa_core.storage.models import Project
 
     roots = sorted(set(root_commits))
 
-    def update(s: Session) -> Callable[[Session], None]:
+    def update(s: Session) -> None:
         row = s.scalars(select(Project).where(Project.name == name)).first()
         if row is None:
-            row = Project(name=name, root_commits=roots, created=datetime.now(UTC))
-            s.add(row)
-            s.flush()
-            new_id = row.id
-            return lambda s2: s2.execute(delete(Project).where(Project.id == new_id)) and None
-        before = list(row.root_commits or [])
-        merged = sorted(set(before) | set(roots))
-        if merged != before:
+            s.add(Project(name=name, root_commits=roots, created=datetime.now(UTC)))
+            return
+        merged = sorted(set(row.root_commits or []) | set(roots))
+        if merged != list(row.root_commits or []):
             row.root_commits = merged
-        pid = row.id
-
-        def undo(s2: Session) -> None:
-            p = s2.get(Project, pid)
-            if p is not None:
-                p.root_commits = before
-
-        return undo
 
     return update
 

@@ -130,6 +130,21 @@ class ChangeLogEntry(Base):
     created_at: Mapped[str] = mapped_column(String(40))
 
 
+class ChangeLogFrontier(Base):
+    """The CL tree's Merkle frontier after entry ``size`` (one row; see :class:`noa_core.cltree.merkle.Frontier`).
+
+    Written in the same transaction as the entry it covers, so an append folds one leaf
+    into it instead of re-hashing the whole log. Only a cache: verification recomputes
+    it from the entries, and an append that finds it behind the log rebuilds it.
+    """
+
+    __tablename__ = "cltree_frontier"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    hashes: Mapped[str] = mapped_column(Text)
+
+
 # workspace registry (noa_core.workspace) ------------------------------------------------
 
 class WorkspaceRoot(Base):
