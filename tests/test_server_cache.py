@@ -162,9 +162,9 @@ def test_failing_registry_update_rolls_back_the_request_row(tmp_path, cache):
     toks = tokens(app)
     from noa_core.server.writes import WriteFailed, WriteRequest
 
-    def broken_update(session):
-        session.execute(text("insert into projects (name, root_commits, created) values ('delta', '[]', '2026-01-01')"))
-        session.execute(text("insert into projects (name, root_commits, created) values ('delta', '[]', '2026-01-01')"))
+    def broken_update(conn):
+        conn.execute(text("insert into projects (name, root_commits, created) values ('delta', '[]', '2026-01-01')"))
+        conn.execute(text("insert into projects (name, root_commits, created) values ('delta', '[]', '2026-01-01')"))
 
     with TestClient(app) as client:
         h = bearer(toks["read"])

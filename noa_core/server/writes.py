@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -85,6 +86,9 @@ class _Failed(Exception):
         self.step, self.error = step, error
 
 
+_INSERT_WRITE = ServerWrite.__table__.insert()  # type: ignore[attr-defined]
+
+
 class WriteFailed(NoaError):
     """A write failed part way and was undone; ``step`` says where."""
 
@@ -93,7 +97,7 @@ class WriteFailed(NoaError):
         self.step = step
 
 
-RegistryUpdate = Callable[[Session], object]
+RegistryUpdate = Callable[[Connection], object]
 """Changes registry rows in the write's open transaction (its return value is ignored)."""
 
 
@@ -132,6 +136,9 @@ class WriteFlow:
         self.engine = engine
         ServerWrite.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
         self.cache = cache
+        # One writer thread at a time takes the database's write lock: waiting here wakes at once,
+        # while threads racing for SQLite's lock sleep in its busy handler (1, 2, 5, 10... ms).
+        self._one_writer = threading.Lock()
         self.record_change = cltree_record_change if record_change is True else (record_change or None)
         self.schedule_backup = _schedule_backup if schedule_backup is True else (schedule_backup or None)
         self.log = logger or logging.getLogger("noa.server.writes")
@@ -144,21 +151,20 @@ class WriteFlow:
         for attempt in range(WRITE_ATTEMPTS):
             step = "db write"
             try:
-                with self.engine.connect() as conn:
+                with self._one_writer, self.engine.connect() as conn:
                     lock_for_append(conn)
-                    with Session(bind=conn, join_transaction_mode="rollback_only") as s:
-                        s.add(ServerWrite(id=req.id, kind=req.kind, subject=req.subject[:300], params=req.params,
-                                          token_name=req.token_name, flow_run_id=flow_run_id,
-                                          created=datetime.now(UTC)))
-                        s.flush()
-                        self._invalidate(req)  # first drop (before commit)
-                        if req.registry_update is not None:
-                            req.registry_update(s)
-                            s.flush()
+                    conn.execute(_INSERT_WRITE, {"id": req.id, "kind": req.kind, "subject": req.subject[:300],
+                                                 "params": req.params, "token_name": req.token_name,
+                                                 "flow_run_id": flow_run_id, "status": "accepted",
+                                                 "created": datetime.now(UTC), "note": None})
+                    self._invalidate(req)  # first drop (before commit)
+                    if req.registry_update is not None:
+                        req.registry_update(conn)
                     step = "change log"
                     pending = self._change(conn, req, flow_run_id)
                     conn.commit()
                 self._invalidate(req)  # second drop (after commit): evicts a fill from the old rows
+                self._checkpoint(pending)
                 return step, pending
             except OperationalError as exc:
                 if not is_retryable(exc):
@@ -206,7 +212,6 @@ class WriteFlow:
             await self._cancel(req, flow_run_id, f"{failed.step} failed")
             exc = failed.error
             raise WriteFailed(failed.step, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from exc
-        await asyncio.to_thread(self._checkpoint, pending)
         steps.update({"db_write": "ok", "cache_invalidation": "ok",
                       "registry_update": "ok" if req.registry_update else "skipped: nothing to update"})
         steps["change_log"] = "skipped: no change log" if self.record_change is None else "ok"
@@ -254,22 +259,23 @@ class WriteFlow:
 
 def project_upsert(name: str, root_commits: Iterable[str]) -> RegistryUpdate:
     """Registry update for ``POST /v1/projects``: create the project or add root commits."""
-    from sqlalchemy import select
+    from sqlalchemy import insert, select, update
 
     from noa_core.storage.models import Project
 
+    projects = Project.__table__
     roots = sorted(set(root_commits))
 
-    def update(s: Session) -> None:
-        row = s.scalars(select(Project).where(Project.name == name)).first()
+    def upsert(conn: Connection) -> None:
+        row = conn.execute(select(projects.c.id, projects.c.root_commits).where(projects.c.name == name)).first()
         if row is None:
-            s.add(Project(name=name, root_commits=roots, created=datetime.now(UTC)))
+            conn.execute(insert(projects), {"name": name, "root_commits": roots, "created": datetime.now(UTC)})
             return
         merged = sorted(set(row.root_commits or []) | set(roots))
         if merged != list(row.root_commits or []):
-            row.root_commits = merged
+            conn.execute(update(projects).where(projects.c.id == row.id).values(root_commits=merged))
 
-    return update
+    return upsert
 
 
 def write_rows(engine: Engine, kind: str | None = None) -> list[dict[str, Any]]:
