@@ -57,3 +57,43 @@ def test_the_plugin_route_is_served_behind_the_api_tokens(on_path: None, tmp_pat
         assert client.get("/plugins/todos/markers").status_code == 401
         r = client.get("/plugins/todos/markers", headers=bearer(toks["read"]))
         assert r.status_code == 200 and r.json()["markers"] == ["TODO", "FIXME", "XXX"]
+
+
+SITE_MANIFEST = """name: docs
+version: "{version}"
+language: other
+run:
+  command: [static]   # the plugin's target serves public/ itself
+  health:
+    path: /index.html
+"""
+
+
+def make_site(parent: Path, version: str) -> Path:
+    site = parent / f"docs-{version}"
+    (site / "public").mkdir(parents=True)
+    (site / "public" / "index.html").write_text(f"<h1>docs {version}</h1>\n")
+    (site / "noa.yaml").write_text(SITE_MANIFEST.format(version=version))
+    return site
+
+
+def test_the_plugin_deploy_target_ships_a_static_site_blue_green_through_caddy(on_path: None, tmp_path: Path) -> None:
+    from deploy_helpers import body_of, cleanup_home, deploy
+
+    from noa_core.deploy.run import plugin_targets
+    from noa_core.errors import BadInput
+
+    assert "static" in plugin_targets()
+    home = tmp_path / "home"
+    try:
+        first = deploy(home, make_site(tmp_path, "1.0"), "staging", target="static")
+        assert first["outcome"] == "promoted", first
+        url = f"http://{first['endpoint']}/"
+        assert body_of(url) == "<h1>docs 1.0</h1>\n"
+        second = deploy(home, make_site(tmp_path, "2.0"), "staging", target="static")
+        assert second["outcome"] == "promoted" and second["strategy"] == "blue-green"
+        assert body_of(url) == "<h1>docs 2.0</h1>\n"
+        with pytest.raises(BadInput, match=r"unknown deploy target 'ftp' \(local, docker, kubernetes, static\)"):
+            deploy(home, make_site(tmp_path, "3.0"), "staging", target="ftp")
+    finally:
+        cleanup_home(home)

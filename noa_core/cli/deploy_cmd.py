@@ -3,7 +3,7 @@
 ::
 
     noa deploy PATH --env staging|production [--strategy blue-green|canary] [--interval S]
-               [--steps 5,25,50,100] [--pause-at 25] [--json]
+               [--steps 5,25,50,100] [--pause-at 25] [--target NAME] [--json]
     noa rollback APP [--env production] [--json]
     noa deploy-supervisor status|stop
 
@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[str | None, typer.Option("--steps", help="canary weights, e.g. 5,25,50,100")] = None,
         pause_at: Annotated[str | None, typer.Option("--pause-at", help="weights that wait for approval")] = None,
         monitor: Annotated[float | None, typer.Option("--monitor", help="blue-green: watch seconds")] = None,
+        target: Annotated[str | None, typer.Option(
+            "--target", help="local (default), docker, kubernetes, or a target a plugin provides")] = None,
         home: cli.HomeOption = None,
         as_json: cli.JsonOption = False,
     ) -> None:
@@ -92,6 +94,8 @@ def register(app: typer.Typer) -> None:
             options["pause_at"] = _ints(pause_at)
         if monitor is not None:
             options["monitor_s"] = monitor
+        if target:
+            options["target"] = target
         try:
             connect_prefect(settings, console)
             from flows.deploy import deploy

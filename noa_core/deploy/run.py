@@ -25,12 +25,26 @@ __all__ = ["ENVS", "NO_TARGET", "STRATEGIES", "deploy_options", "deploy_project"
 
 ENVS = ("staging", "production")
 STRATEGIES = ("blue-green", "canary")
+BUILTIN_TARGETS = ("local", "docker", "kubernetes")
 NO_TARGET = "skipped: no deploy target (noa.yaml has no run.command)"
 _ANALYSIS_KEYS = {f.name for f in fields(AnalysisConfig)}
 
 
+def plugin_targets() -> dict[str, Any]:
+    """Deploy targets from plugins: each ``noa.plugins`` entry point's ``deploy_targets``, a mapping of
+    target name -> factory ``(home, **options) -> DeployTarget``. Built-in names cannot be taken."""
+    from noa_core.server.plugins import plugin_attributes
+
+    found: dict[str, Any] = {}
+    for _plugin, targets in plugin_attributes("deploy_targets"):
+        for name, factory in dict(targets).items():
+            if name not in BUILTIN_TARGETS and callable(factory):
+                found.setdefault(str(name), factory)
+    return found
+
+
 def make_target(kind: str, home: Path, **kw: Any) -> DeployTarget:
-    """``local`` (default), or the ``docker`` / ``kubernetes`` adapters when installed."""
+    """``local`` (default), the ``docker`` / ``kubernetes`` adapters, or a plugin's target."""
     if kind == "local":
         from noa_core.deploy.local_target import LocalTarget
 
@@ -43,7 +57,13 @@ def make_target(kind: str, home: Path, **kw: Any) -> DeployTarget:
         from noa_core.deploy.kubernetes_target import KubernetesTarget  # type: ignore[import-not-found]
 
         return KubernetesTarget(**kw)  # type: ignore[no-any-return]
-    raise BadInput(f"unknown deploy target {kind!r} (local, docker, kubernetes)")
+    plugins = plugin_targets()
+    if kind in plugins:
+        target = plugins[kind](Path(home), **kw)
+        if not isinstance(target, DeployTarget):
+            raise BadInput(f"deploy target {kind!r} from a plugin is not a DeployTarget")
+        return target
+    raise BadInput(f"unknown deploy target {kind!r} ({', '.join([*BUILTIN_TARGETS, *sorted(plugins)])})")
 
 
 def make_router(home: Path) -> TrafficRouter:

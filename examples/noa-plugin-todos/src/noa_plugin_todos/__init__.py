@@ -1,4 +1,10 @@
-"""Example NOA ARK OS plugin: an analyzer (``noa.analyzers``) and an API route (``noa.plugins``)."""
+"""Example NOA ARK OS plugin: an analyzer (``noa.analyzers``); an API route and a deploy target
+(``noa.plugins``).
+
+The deploy target ``static`` serves a project's ``public/`` directory (or ``STATIC_DIR`` from
+the noa.yaml ``run.env``) as a static site on NOA's local supervisor, so a documentation site
+goes through the same blue-green and canary deploys as a service: ``noa deploy SITE --target static``.
+"""
 
 from __future__ import annotations
 
@@ -52,3 +58,32 @@ def api_router(settings: Any) -> Any:
         return {"markers": list(MARKERS), "analyzer": TodoAnalyzer.name, "version": TodoAnalyzer.version}
 
     return router
+
+
+STATIC_SERVER = """
+import functools, http.server, os
+directory = os.environ.get("STATIC_DIR", "public")
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ[os.environ.get("NOA_PORT_ENV", "PORT")])),
+                                handler).serve_forever()
+"""
+
+
+def static_target(home: Path, **options: Any) -> Any:
+    """The ``static`` deploy target: NOA's local target, running a static file server instead of
+    the project's own command (the release's files, port and health check are NOA's as usual)."""
+    from dataclasses import replace
+
+    from noa_core.deploy.local_target import LocalTarget
+
+    class StaticSiteTarget(LocalTarget):
+        name = "static"
+
+        def start(self, release: Any) -> Any:
+            env = {**dict(release.env), "NOA_PORT_ENV": release.port_env}
+            return super().start(replace(release, command=("python", "-c", STATIC_SERVER), env=env))
+
+    return StaticSiteTarget(home, max_restarts=int(options.get("max_restarts", 3)))
+
+
+deploy_targets = {"static": static_target}
