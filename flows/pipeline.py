@@ -63,6 +63,7 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     from flows.code_drop import code_drop
     from flows.sandbox_merge import sandbox_merge
     from flows.swarm import swarm
+    from noa_core.observability.tracing import trace_run
     from noa_core.sandbox.merge import MergeRolledBack
 
     if mode not in MODES:
@@ -106,10 +107,11 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
                           "workers": {lang: (rep.get("extra") or {}).get("worker")
                                       for lang, rep in summary["swarms"].items()}}
         t = time.perf_counter()
-        unified = await unified_workflow(project_dir=str(tree), home=home_s, project=project,
-                                         drop_report=drop.get("report_path"), swarm_report=summary.get("report_path"),
-                                         mode=mode, shards=shards, deploy=deploy, deploy_options=deploy_options,
-                                         alert_block=alert_block)
+        with trace_run(run_id):
+            unified = await unified_workflow(project_dir=str(tree), home=home_s, project=project,
+                                             drop_report=drop.get("report_path"),
+                                             swarm_report=summary.get("report_path"), mode=mode, shards=shards,
+                                             deploy=deploy, deploy_options=deploy_options, alert_block=alert_block)
         timings["unified_workflow"] = time.perf_counter() - t
         stages = unified["stages"]
     else:

@@ -77,6 +77,25 @@ def _stage_run_name() -> str:
     return f"{flow_run.flow_name.removesuffix('_stage')}-" + str(project).rsplit("/", 1)[-1][:60]
 
 
+def stage_span(settings: NoaSettings, project: str, result: StageResult, run_id: Any) -> None:
+    """The stage as an OpenTelemetry span (NOA_HOME/traces, and OTLP when configured): its own flow
+    run id, the trace of the pipeline run it belongs to. Tracing never fails a stage."""
+    from noa_core.observability.tracing import current_trace_run, tracing_for
+
+    try:
+        end = time.time_ns()
+        tracing = tracing_for(settings)
+        rid = str(run_id) if run_id else None
+        tracing.record(f"stage {result.name}", end - int(result.duration_s * 1e9), end,
+                       {"noa.stage": result.name, "noa.project": project, "noa.status": result.status,
+                        "noa.gate": result.gate.rule, "noa.gate_passed": result.gate.passed},
+                       run_id=rid, trace_run_id=current_trace_run() or rid,
+                       error=result.details[:200] if result.status == "failed" else None)
+        tracing.shutdown()
+    except Exception as exc:  # noqa: BLE001
+        get_run_logger().warning("stage %s: no trace span (%s)", result.name, exc)
+
+
 async def _finish(settings: NoaSettings, project: str, result: StageResult, t0: float,
                   rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Time the stage, leave its table artifact and its change-log entry, return its dict."""
@@ -93,6 +112,7 @@ async def _finish(settings: NoaSettings, project: str, result: StageResult, t0: 
                              {"status": result.status, "details": result.details[:500],
                               "gate": result.gate.as_dict(), "duration_s": round(result.duration_s, 3)})
     get_run_logger().info("stage %s: %s - %s", result.name, result.status, result.details)
+    stage_span(settings, project, result, flow_run.id)
     out = result.as_dict()
     out["data"]["change_log"] = cl
     return out

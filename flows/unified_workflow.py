@@ -53,6 +53,8 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
     ``swarm_report`` (a swarm run's JSON) let the pipeline hand over what it already did."""
     from prefect.runtime import flow_run
 
+    from noa_core.observability.tracing import trace_run
+
     t0 = time.perf_counter()
     logger = get_run_logger()
     settings, tree = _settings(home), _tree(project_dir)
@@ -85,8 +87,9 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
             params.update(analysis=str(run_dir / "analysis.json"), gates=gates)
         else:
             params.update(deploy=deploy, options=deploy_options)
-        result = await guarded_stage(stage, STAGE_FLOWS[stage], params, project=name, home=str(settings.home),
-                                     fallback=fallback, alert_block=alert_block)
+        with trace_run(run_id):  # the stages' spans form one trace (the pipeline's, when there is one)
+            result = await guarded_stage(stage, STAGE_FLOWS[stage], params, project=name, home=str(settings.home),
+                                         fallback=fallback, alert_block=alert_block)
         stages.append(result)
         if result["status"] == "failed":
             stopped_by = stage

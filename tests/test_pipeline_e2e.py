@@ -40,7 +40,8 @@ def test_noa_pipeline_on_the_example_service(prefect_api_url: str, tmp_path: Pat
     doc = json.loads(res.stdout)
     check_json(res, doc)
     check_build(doc, home)
-    check_prefect(doc)
+    stage_runs = check_prefect(doc)
+    check_traces(doc, home, stage_runs)
 
 
 def check_json(res: Any, doc: dict) -> None:
@@ -89,7 +90,7 @@ def check_build(doc: dict, home: Path) -> None:
     assert next(e for e in entries if e.kind == "pipeline").payload["verdict"] == "passed"
 
 
-def check_prefect(doc: dict) -> None:
+def check_prefect(doc: dict) -> dict[str, str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from test_stages_flow import subflows
@@ -104,6 +105,23 @@ def check_prefect(doc: dict) -> None:
             any_=["pipeline-hello-service", "unified-hello-service", *(f"stage-hello-service-{n}" for n in STAGE_NAMES)])))}
     assert keys == {"pipeline-hello-service", "unified-hello-service",
                     *(f"stage-hello-service-{n}" for n in STAGE_NAMES)}
+    return {name.removesuffix("_stage"): str(run.id) for name, run in stages.items()}
+
+
+def check_traces(doc: dict, home: Path, stage_runs: dict[str, str]) -> None:
+    """Every stage is a span linked to its own flow run, all in one trace: the pipeline run's id."""
+    import uuid
+
+    from noa_core.observability.tracing import read_spans
+
+    spans = {s["name"]: s for s in read_spans(home / "traces" / "spans.jsonl") if s["name"].startswith("stage ")}
+    assert set(spans) == {f"stage {n}" for n in STAGE_NAMES}
+    for name in STAGE_NAMES:
+        span = spans[f"stage {name}"]
+        assert span["attributes"]["noa.run_id"] == stage_runs[name]
+        assert span["trace_id"] == uuid.UUID(doc["pipeline_run_id"]).hex
+        assert span["duration_ms"] > 0 and span["service"] == "noa-flows"
+    assert spans["stage testing"]["attributes"]["noa.status"] == "passed"
 
 
 def test_pipeline_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ spans (the exporter logs it); the JSON file still gets every span. Each :class:`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import threading
@@ -127,6 +128,25 @@ class Tracing:
         """For flows: ``with tracing.stage("build", run_id=flow_run_id): ...``."""
         return self.span(f"stage {stage}", {"noa.stage": stage, **attributes}, run_id=run_id)
 
+    def record(self, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, Any] | None = None, *,
+               run_id: str | None = None, trace_run_id: str | None = None, error: str | None = None) -> None:
+        """A span for work that already finished (a flow stage timed by its own clock).
+
+        ``trace_run_id`` (a Prefect flow run id, e.g. the pipeline's root run) becomes the trace id,
+        so every stage of one run is one trace in any OTLP backend, found by that run id.
+        """
+        attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
+        if run_id:
+            attrs["noa.run_id"] = run_id
+        parent = None
+        if trace_run_id:
+            attrs["noa.trace_run_id"] = trace_run_id
+            parent = run_trace_context(trace_run_id)
+        span = self.tracer.start_span(name, context=parent, attributes=attrs, start_time=start_ns)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=end_ns)
+
     def flush(self) -> None:
         self.provider.force_flush()
 
@@ -147,6 +167,45 @@ def make_tracing(traces_dir: Path | None, *, service: str = "noa", batch: bool =
     if otlp is not None:
         provider.add_span_processor(BatchSpanProcessor(otlp))
     return Tracing(provider, provider.get_tracer("noa"), file, status)
+
+
+_TRACE_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("noa_trace_run", default=None)
+
+
+@contextlib.contextmanager
+def trace_run(run_id: str | None) -> Iterator[str | None]:
+    """Make ``run_id`` the trace of the flow stages run inside (the outermost caller wins: a
+    pipeline's stages join the pipeline's trace, not the unified workflow's)."""
+    if _TRACE_RUN.get() is not None or not run_id:
+        yield _TRACE_RUN.get()
+        return
+    token = _TRACE_RUN.set(run_id)
+    try:
+        yield run_id
+    finally:
+        _TRACE_RUN.reset(token)
+
+
+def current_trace_run() -> str | None:
+    return _TRACE_RUN.get()
+
+
+def run_trace_context(run_id: str) -> Any:
+    """A context whose (remote, non-recording) parent span carries the trace id of ``run_id``: the
+    flow run's UUID is 128 bits, exactly a trace id; other ids are hashed to one."""
+    import hashlib
+    import uuid
+
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    try:
+        trace_id = uuid.UUID(run_id).int
+    except ValueError:
+        trace_id = int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:16], "big")
+    span_id = (trace_id & 0xFFFFFFFFFFFFFFFF) or 1
+    ctx = SpanContext(trace_id=trace_id or 1, span_id=span_id, is_remote=True, trace_flags=TraceFlags(1))
+    return trace.set_span_in_context(NonRecordingSpan(ctx))
 
 
 def mark_error(span: Span, message: str) -> None:
