@@ -128,7 +128,7 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     doc["report_path"] = str(write_json(settings.layout().reports / f"pipeline-{run_id}.json", doc))
     doc["change_log"] = await change_log_task(settings, "pipeline", project, {
         "source": source, "verdict": verdict, "drop_id": drop["drop_id"], "merge": merge.get("outcome"),
-        "stages": {s["name"]: s["status"] for s in stages}})
+        "stages": {s["name"]: s["status"] for s in stages}, "duration_s": round(timings["total"], 3)})
     sw = steps.get("swarm", {})
     extra = [(f"- source: `{source}` -> drop `{drop['drop_id']}` in sandbox {drop['sandbox']} "
               f"(confidence {drop['confidence']:.2f}, tests {drop['tests']['status']})"),

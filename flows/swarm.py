@@ -42,7 +42,7 @@ from noa_core.config import NoaSettings
 from noa_core.errors import BadInput
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.python import PythonToolchain, project_name
-from noa_core.swarm.summary import LANGUAGES, aggregate_reports, crashed_report, validate_languages
+from noa_core.swarm.summary import LANGUAGES, POOLS, aggregate_reports, crashed_report, validate_languages
 from tasks.swarm import (
     go_agent_task,
     hive_of,
@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 MODES = ("embedded", "distributed")
-POOLS: dict[str, str] = {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm"}
 FLOW_NAMES: dict[str, str] = {"python": "python_swarm", "rust": "rust_swarm", "go": "go_swarm"}
 #: deployment names, ``<flow>/<deployment>``; each deployment is named after its pool
 DEPLOYMENTS: dict[str, str] = {lang: f"{FLOW_NAMES[lang]}/{POOLS[lang]}" for lang in LANGUAGES}

@@ -136,3 +136,89 @@ def test_noa_dashboard_cli(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == {"out": str(out.resolve()), "reports": 4, "stages": 4, "deploys": 2, "rollbacks": 1}
     assert out.read_text().startswith("<!doctype html>")
+
+
+def test_outcomes_recorded_by_other_processes_reach_the_servers_metrics(tmp_path):
+    """Flows run by `noa pipeline`, workers or `noa deploy` write the CL tree of the shared NOA_HOME;
+    the server follows it into /metrics (stages, pipelines, deploys, rollbacks, backups)."""
+    import subprocess
+    import sys
+    import time
+
+    settings = settings_for(tmp_path)
+    record = ("import sys; from pathlib import Path; from noa_core.config import NoaSettings;"
+              "from noa_core.cltree import record_change as r; s = NoaSettings(home=Path(sys.argv[1]));"
+              "r(s, 'stage', 'hello/build', {'status': 'passed', 'duration_s': 2.5});"
+              "r(s, 'stage', 'hello/testing', {'status': 'failed', 'duration_s': 7.0});"
+              "r(s, 'pipeline', 'hello', {'verdict': 'failed', 'duration_s': 41.0});"
+              "r(s, 'release', 'hello', {'app': 'hello', 'env': 'production', 'outcome': 'rolled_back'});"
+              "r(s, 'rollback', 'hello', {'app': 'hello', 'env': 'production', 'outcome': 'rolled_back'});"
+              "r(s, 'backup', 'snap1', {'repository': 's3:bucket/noa', 'bytes': 12345})")
+    app = create_app(settings, record_change=None, schedule_backup=None, prefect_events=False, plugins=False,
+                     cltree_metrics_s=0.1)
+    with TestClient(app) as client:
+        subprocess.run([sys.executable, "-c", record, str(settings.home)], check=True,
+                       cwd=Path(__file__).resolve().parents[1], timeout=120)
+        expected = ['noa_stage_runs_total{stage="build",status="passed"} 1.0',
+                    'noa_stage_runs_total{stage="testing",status="failed"} 1.0',
+                    'noa_stage_seconds_sum{stage="testing"} 7.0',
+                    'noa_flow_runs_total{flow="noa_pipeline",outcome="failed"} 1.0',
+                    'noa_flow_seconds_sum{flow="noa_pipeline"} 41.0',
+                    'noa_deploys_total{env="production",outcome="rolled_back"} 1.0',
+                    'noa_rollbacks_total{app="hello"} 1.0',
+                    'noa_backup_bytes{backend="s3"} 12345.0']
+        deadline = time.monotonic() + 30
+        while True:
+            text = client.get("/metrics").text
+            missing = [line for line in expected if line not in text]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not missing, missing
+        time.sleep(0.5)  # counted once, not again on every poll
+        assert 'noa_stage_runs_total{stage="build",status="passed"} 1.0' in client.get("/metrics").text
+
+
+def test_swarm_queue_depth_counts_runs_no_worker_has_taken(prefect_api_url, tmp_path, monkeypatch):
+    """Flow runs waiting in a swarm's work pool (no worker up) show as noa_swarm_queue_depth."""
+    import asyncio
+    import time
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    pool = f"queue-probe-{uuid.uuid4().hex[:8]}"
+
+    async def enqueue(n: int) -> tuple[object, list[object]]:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            flow_id = await client.create_flow_from_name(f"{pool}-flow")
+            dep = await client.create_deployment(flow_id=flow_id, name=pool, work_pool_name=pool,
+                                                 entrypoint="probe.py:probe")
+            runs = [await client.create_flow_run_from_deployment(dep) for _ in range(n)]
+            return dep, [r.id for r in runs]
+
+    async def clean(dep: object, runs: list[object]) -> None:
+        async with get_client() as client:
+            for rid in runs:
+                await client.delete_flow_run(rid)
+            await client.delete_deployment(dep)
+            await client.delete_work_pool(pool)
+
+    dep, runs = asyncio.run(enqueue(3))
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    try:
+        app = create_app(settings_for(tmp_path), record_change=None, schedule_backup=None, prefect_events=False,
+                         plugins=False, swarm_queue_s=0.2, swarm_pools={"python": pool, "go": f"{pool}-none"})
+        with TestClient(app) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                text = client.get("/metrics").text
+                if 'noa_swarm_queue_depth{language="python"} 3.0' in text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        assert 'noa_swarm_queue_depth{language="python"} 3.0' in text
+        assert 'noa_swarm_queue_depth{language="go"} 0.0' in text  # a pool that does not exist: nothing waits
+    finally:
+        asyncio.run(clean(dep, runs))

@@ -178,6 +178,14 @@ def read_entries(engine: Engine, *, kind: str | None = None, subject: str | None
     return entries
 
 
+def entries_after(engine: Engine, seq: int, kinds: tuple[str, ...], limit: int = 1000) -> tuple[list[ChangeEntry], int]:
+    """Entries of ``kinds`` after ``seq`` (oldest first, at most ``limit`` rows read) and the last seq read."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(T).where(T.c.seq > seq).order_by(T.c.seq).limit(limit)).all()
+    last = int(rows[-1].seq) if rows else seq
+    return [_row_entry(r) for r in rows if r.kind in kinds], last
+
+
 def raw_rows(engine: Engine) -> list[Any]:
     """Every stored row as it is, in seq order (verification reads the text, not parsed values)."""
     with engine.connect() as conn:

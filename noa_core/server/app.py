@@ -9,6 +9,7 @@ router is present and a webhook secret is configured.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,12 +35,14 @@ from noa_core.observability.logs import json_logger
 from noa_core.observability.metrics import NoaMetrics
 from noa_core.observability.tracing import make_tracing
 from noa_core.server.auth import TokenStore
+from noa_core.server.cltree_metrics import ChangeLogMetrics
 from noa_core.server.inference import Inference
 from noa_core.server.middleware import AllowHeader, BodySizeLimit, RequestObservability
-from noa_core.server.orchestrator import Orchestrator, Unavailable
+from noa_core.server.orchestrator import Orchestrator, Unavailable, prefect_api_url
 from noa_core.server.ratelimit import RateLimit, make_buckets
 from noa_core.server.search import CodeSearch
 from noa_core.server.state import ServerState
+from noa_core.server.swarm_queue import SwarmQueueWatcher
 from noa_core.server.writes import WriteFlow
 from noa_core.storage.cache import Cache, make_cache
 from noa_core.storage.database import open_database
@@ -83,9 +86,13 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
                schedule_backup: Callable[..., Any] | None | bool = True, prefect_events: bool | None = None,
                inference: Inference | None = None, inference_concurrency: int = 1,
                webhook_secret: str | None = None, token_cache_ttl: float = 2.0, plugins: bool = True,
-               gc_freeze: bool = False) -> FastAPI:
+               gc_freeze: bool = False, cltree_metrics_s: float | None = 2.0,
+               swarm_queue_s: float | None = 5.0, swarm_pools: Mapping[str, str] | None = None) -> FastAPI:
     """The API for ``settings.home``. ``orchestrator`` (e.g. :class:`PrefectOrchestrator`) is started
-    in the app's lifespan; without one, run-starting endpoints answer 503 ``skipped: ...``."""
+    in the app's lifespan; without one, run-starting endpoints answer 503 ``skipped: ...``.
+    ``cltree_metrics_s``: how often flow, stage, deploy and backup outcomes are read from the CL tree
+    into ``/metrics`` (``None``: never); ``swarm_queue_s``: how often the swarm pools' queues are read
+    from Prefect (when a Prefect API is configured; ``swarm_pools`` defaults to the language swarms')."""
     layout = settings.layout().ensure()
     logs_dir = layout.root / "logs"
     log = json_logger(logs_dir, "server")
@@ -120,6 +127,15 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
                 state.orchestrator = None
         else:
             state.orchestrator_status = "skipped: no orchestrator (start with `noa server`, Prefect enabled)"
+        followers: list[asyncio.Task[None]] = []
+        if cltree_metrics_s is not None:
+            feed = ChangeLogMetrics(engine, MetricsSubscriber(metrics), logger=log)
+            followers.append(asyncio.get_running_loop().create_task(feed.follow(cltree_metrics_s)))
+        if swarm_queue_s is not None and prefect_api_url():
+            from noa_core.swarm.summary import POOLS
+
+            watcher = SwarmQueueWatcher(metrics, swarm_pools or POOLS, logger=log)
+            followers.append(asyncio.get_running_loop().create_task(watcher.follow(swarm_queue_s)))
         if gc_freeze:  # the server process: start-up objects leave the collector's generations (shorter pauses)
             gc.collect()
             gc.freeze()
@@ -128,6 +144,10 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
         try:
             yield
         finally:
+            for task in followers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await state.drain()
             if state.orchestrator is not None:
                 await state.orchestrator.stop()  # type: ignore[attr-defined]

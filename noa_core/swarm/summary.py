@@ -17,6 +17,8 @@ __all__ = ["LANGUAGES", "aggregate_reports", "crashed_report", "detect_languages
            "summary_rows", "validate_languages"]
 
 LANGUAGES = ("python", "rust", "go")
+#: the Prefect work pool of each language swarm (its workers come from `noa swarm up`)
+POOLS: dict[str, str] = {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm"}
 
 
 def validate_languages(languages: Sequence[str] | None) -> list[str] | None:
