@@ -145,7 +145,7 @@ class WriteFlow:
         self._backups: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ steps (sync, in a worker thread)
-    def _transaction(self, req: WriteRequest, flow_run_id: str | None) -> tuple[str, PendingChange | None]:
+    def _transaction(self, req: WriteRequest, flow_run_id: str | None) -> PendingChange | None:
         """Row, registry update and change-log entry in one transaction, retried when the database is busy."""
         last: _Failed | None = None
         for attempt in range(WRITE_ATTEMPTS):
@@ -163,16 +163,18 @@ class WriteFlow:
                     step = "change log"
                     pending = self._change(conn, req, flow_run_id)
                     conn.commit()
-                self._invalidate(req)  # second drop (after commit): evicts a fill from the old rows
-                self._checkpoint(pending)
-                return step, pending
             except OperationalError as exc:
                 if not is_retryable(exc):
                     raise _Failed(step, exc) from exc
                 last = _Failed(step, exc)  # busy or locked: the whole transaction again
+                retry_pause(attempt)
+                continue
             except Exception as exc:  # under the lock an integrity error is a real clash, not a race
                 raise _Failed(step, exc) from exc
-            retry_pause(attempt)
+            # committed: what follows can no longer undo the write
+            self._safe_invalidate(req)  # second drop (after commit): evicts a fill from the old rows
+            self._checkpoint(pending)
+            return pending
         raise last or _Failed("db write", RuntimeError("database busy"))
 
     def _invalidate(self, req: WriteRequest) -> None:
@@ -206,7 +208,7 @@ class WriteFlow:
             flow_run_id = await req.submit(req.id)  # raises -> nothing written yet
             steps["flow_run"] = "ok"
         try:
-            _step, pending = await asyncio.to_thread(self._transaction, req, flow_run_id)
+            pending = await asyncio.to_thread(self._transaction, req, flow_run_id)
         except _Failed as failed:
             await asyncio.to_thread(self._safe_invalidate, req)
             await self._cancel(req, flow_run_id, f"{failed.step} failed")
