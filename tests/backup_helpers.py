@@ -30,6 +30,34 @@ AZURITE_CONN = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
                 "BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
 
 
+#: small, pure-Python sdists from the backup bench's list (Django, sympy, pip and setuptools left out)
+WORKSPACE_SDISTS = (
+    "cachetools==8.0.2", "toolz==1.2.0", "toolz==1.0.0", "click==8.5.1", "click==8.1.8", "more-itertools==11.2.1",
+    "attrs==25.3.0", "attrs==24.2.0", "requests==2.32.3", "requests==2.32.4", "idna==3.10", "six==1.17.0",
+    "packaging==24.2", "packaging==25.0", "pyparsing==3.2.3", "Jinja2==3.1.6", "MarkupSafe==3.0.2",
+    "certifi==2025.4.26", "urllib3==2.4.0", "charset-normalizer==3.4.2", "tomli==2.2.1", "typing_extensions==4.13.2",
+    "pluggy==1.6.0", "iniconfig==2.1.0", "colorama==0.4.6", "python-dateutil==2.9.0.post0",
+)
+
+
+def _download(name: str, version: str) -> Path:
+    """One sdist from PyPI's simple index with NOA's own downloader (no build step, sha256 checked)."""
+    import tempfile
+
+    from noa_core.config import IngestLimits
+    from noa_core.errors import NoaError
+    from noa_core.intake.pypi import download_sdist
+
+    with tempfile.TemporaryDirectory(dir=SDIST_CACHE) as work:
+        try:
+            got = download_sdist(name, version, IngestLimits(), Path(work), None)
+        except NoaError as exc:
+            pytest.skip(f"skipped: cannot download sdist {name}=={version}: {exc}")
+        target = SDIST_CACHE / got.path.name
+        os.replace(got.path, target)
+    return target
+
+
 def sdist_files(specs: tuple[str, ...] = TEST_SDISTS) -> list[Path]:
     """The sdist archives for ``specs``, downloaded into the shared cache if absent."""
     SDIST_CACHE.mkdir(parents=True, exist_ok=True)
@@ -40,12 +68,7 @@ def sdist_files(specs: tuple[str, ...] = TEST_SDISTS) -> list[Path]:
         hits = [p for p in SDIST_CACHE.iterdir() if p.name.lower().replace("-", "_").startswith(stem.replace("-", "_"))
                 and p.name.endswith((".tar.gz", ".zip"))]
         if not hits:
-            proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                                   "-d", str(SDIST_CACHE), spec], capture_output=True, text=True, timeout=180)
-            if proc.returncode != 0:
-                pytest.skip(f"skipped: cannot download sdist {spec}: {proc.stderr.strip()[-200:]}")
-            hits = [p for p in SDIST_CACHE.iterdir()
-                    if p.name.lower().replace("-", "_").startswith(stem.replace("-", "_"))]
+            hits = [_download(name, version)]
         found.append(sorted(hits)[0])
     return found
 

@@ -1,14 +1,14 @@
-"""On 20+ real sdists with duplicates (from ~/.cache/noa-bench/sdists, see bench/bench_workspace_scan.py):
+"""On 20+ real sdists with duplicates (downloaded once into ~/.cache/noa-bench/sdists):
 scan, the SOT archive, an unchanged rescan, and the cross-project dependency graph."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
+from backup_helpers import WORKSPACE_SDISTS, sdist_files
 
 from noa_core.cltree import verify
 from noa_core.config import NoaSettings
@@ -16,15 +16,11 @@ from noa_core.workspace.archive import read_archived
 from noa_core.workspace.deps import build_graph
 from noa_core.workspace.scan import scan
 
-SDISTS = Path(os.environ.get("NOA_BENCH_CACHE", Path.home() / ".cache" / "noa-bench")) / "sdists"
-SKIP_BIG = ("django", "sympy", "setuptools", "pip-")
-
 
 @pytest.mark.slow
 def test_real_sdists_scan_archive_rescan_and_graph(tmp_path: Path) -> None:
-    sdists = sorted(p for p in SDISTS.glob("*.tar.gz") if not p.name.lower().startswith(SKIP_BIG))
-    if len(sdists) < 20:
-        pytest.skip(f"needs 20+ sdists in {SDISTS} (bench/bench_workspace_scan.py says how), found {len(sdists)}")
+    sdists = sorted(sdist_files(WORKSPACE_SDISTS))  # downloaded once into the shared cache
+    assert len(sdists) >= 20
     tree = tmp_path / "tree"
     for i, sdist in enumerate(sdists):
         with tarfile.open(sdist) as tar:
