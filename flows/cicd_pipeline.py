@@ -43,6 +43,7 @@ from prefect import flow, get_run_logger, task
 
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
+from noa_core.observability.logs import logs_in_home
 
 __all__ = ["STAGES", "cicd_pipeline", "run_cicd_pipeline"]
 
@@ -395,6 +396,7 @@ def _run_name() -> str:
 
 
 @flow(name="cicd_pipeline", flow_run_name=_run_name, log_prints=False)
+@logs_in_home
 async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None = None, env: str = "staging",
                         home: str | None = None, app: str | None = None, monitor_s: float = 30.0,
                         monitor_interval_s: float = 1.0, monitor_failures: int = 3,

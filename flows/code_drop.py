@@ -15,10 +15,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from noa_core.analysis.interface import AnalyzerResult, analyzer_data as _data
+from noa_core.analysis.interface import AnalyzerResult
+from noa_core.analysis.interface import analyzer_data as _data
 from noa_core.config import NoaSettings
 from noa_core.intake import FetchedSource, SourceSpec
-from noa_core.report import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
+from noa_core.observability.logs import logs_in_home
+from noa_core.report import (
+    AnalyzerStatus,
+    ConfidenceReport,
+    Contribution,
+    DropReport,
+    TestsSummary,
+)
 from tasks.analysis import ai_opinion_task, all_analyzers, analysis_cache, analyze_task
 from tasks.changelog import change_log_task
 from tasks.intake import fetch_source_task, parse_source_task
@@ -95,6 +103,7 @@ def _analyse(settings: NoaSettings, fetched: FetchedSource, identity: dict[str, 
 
 
 @flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)
+@logs_in_home
 def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True,
               workspace: str | None = None) -> dict[str, Any]:
     """Drop SOURCE into the workspace: analyse, score, adapt, sandbox and validate it.

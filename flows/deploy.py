@@ -30,6 +30,7 @@ from prefect.input import RunInput
 
 from noa_core.config import NoaSettings
 from noa_core.errors import NoaError
+from noa_core.observability.logs import logs_in_home
 from tasks.deploy import deploy_task, recover_task, rollback_task
 
 __all__ = ["Approval", "deploy", "rollback"]
@@ -77,6 +78,7 @@ def _approver(loop: asyncio.AbstractEventLoop, timeout_s: float) -> Any:
 
 
 @flow(name="deploy", log_prints=False)
+@logs_in_home
 async def deploy(project_dir: str, env: str = "staging", strategy: str | None = None, home: str | None = None,
                  app: str | None = None, **options: Any) -> dict[str, Any]:
     """Deploy ``project_dir`` to ``env``: blue-green (staging) or canary (production)."""
@@ -109,6 +111,7 @@ async def deploy(project_dir: str, env: str = "staging", strategy: str | None = 
 
 
 @flow(name="rollback", log_prints=False)
+@logs_in_home
 async def rollback(app: str, env: str = "production", home: str | None = None) -> dict[str, Any]:
     """Return ``app`` in ``env`` to the previous good release, blue-green style."""
     res = await asyncio.to_thread(rollback_task, _home(home), app, env)

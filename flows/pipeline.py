@@ -23,6 +23,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from flows.stages import _settings
 from flows.unified_workflow import render_summary, unified_workflow
 from noa_core.errors import BadInput
+from noa_core.observability.logs import logs_in_home
 from noa_core.stages.result import STAGES, skipped_stage
 from tasks.reporting import artifact_key
 from tasks.stages import change_log_task, write_json
@@ -53,6 +54,7 @@ def _project_tree(home: Path, project: str, landed_tree: str | None) -> Path:
 
 
 @flow(name="noa_pipeline", flow_run_name=_pipeline_run_name, log_prints=False)
+@logs_in_home
 async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUTO", use_ai: bool = True,
                        mode: str = "embedded", shards: int = 2, deploy: bool = True,
                        deploy_options: dict[str, Any] | None = None, alert_block: str | None = None,

@@ -26,6 +26,7 @@ from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 
 from noa_core.config import NoaSettings
+from noa_core.observability.logs import logs_in_home
 from noa_core.sandbox.bisect import Culprit, find_culprit
 from noa_core.sandbox.conflicts import ConflictReport
 from noa_core.sandbox.merge import (
@@ -177,6 +178,7 @@ def _failure_verdicts(plan: MergePlan, culprit: Culprit, failing: list[str], sug
 
 
 @flow(name="sandbox_merge", flow_run_name=_merge_run_name, log_prints=False)
+@logs_in_home
 def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -> dict[str, Any]:
     """Merge sandboxes A, B, C (default: those ahead of D) into D; D moves only if all of it passes."""
     logger = get_run_logger()

@@ -40,9 +40,16 @@ from prefect import flow, get_run_logger
 
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput
+from noa_core.observability.logs import logs_in_home
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.python import PythonToolchain, project_name
-from noa_core.swarm.summary import LANGUAGES, POOLS, aggregate_reports, crashed_report, validate_languages
+from noa_core.swarm.summary import (
+    LANGUAGES,
+    POOLS,
+    aggregate_reports,
+    crashed_report,
+    validate_languages,
+)
 from tasks.swarm import (
     go_agent_task,
     hive_of,
@@ -286,6 +293,7 @@ def _master_run_name() -> str:
 
 
 @flow(name="swarm", flow_run_name=_master_run_name, log_prints=False)
+@logs_in_home
 async def swarm(project_dir: str, languages: list[str] | None = None, shards: int = 2, home: str | None = None,
                 mode: str = "embedded", reuse: bool = True, project: str | None = None,
                 pickup_timeout_s: float = 120.0, timeout_s: float = 3600.0, resubmits: int = 1) -> dict[str, Any]:

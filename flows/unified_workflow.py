@@ -18,6 +18,7 @@ from prefect.artifacts import acreate_markdown_artifact
 
 from flows.error_handling import guarded_stage
 from flows.stages import STAGE_FLOWS, _settings, _tree, project_manifest
+from noa_core.observability.logs import logs_in_home
 from noa_core.stages.result import STAGES, skipped_stage, verdict_of
 from tasks.reporting import artifact_key
 from tasks.stages import write_json
@@ -44,6 +45,7 @@ def _unified_run_name() -> str:
 
 
 @flow(name="unified_workflow", flow_run_name=_unified_run_name, log_prints=False)
+@logs_in_home
 async def unified_workflow(project_dir: str, home: str | None = None, project: str | None = None,
                            drop_report: str | None = None, swarm_report: str | None = None,
                            mode: str = "embedded", shards: int = 2, deploy: bool = True,

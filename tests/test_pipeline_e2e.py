@@ -35,13 +35,28 @@ def run_cli(args: list[str], api_url: str) -> Any:
 
 def test_noa_pipeline_on_the_example_service(prefect_api_url: str, tmp_path: Path) -> None:
     """One pipeline run (about 45 s), checked from three sides: the JSON, the build, Prefect."""
+    import logging
+
+    from prefect.logging.configuration import setup_logging
+    from prefect.settings import PREFECT_LOGGING_LEVEL, temporary_settings
+
     home = tmp_path / "home"
-    res = run_cli(["pipeline", str(HELLO), "--json", "--no-ai", "--no-deploy", "--home", str(home)], prefect_api_url)
+    try:  # the test session runs Prefect at WARNING (conftest); a user's runs log INFO
+        with temporary_settings(updates={PREFECT_LOGGING_LEVEL: "INFO"}):
+            setup_logging()
+            res = run_cli(["pipeline", str(HELLO), "--json", "--no-ai", "--no-deploy", "--home", str(home)],
+                          prefect_api_url)
+    finally:
+        setup_logging()
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).handlers = [h for h in logging.getLogger(name).handlers
+                                                if type(h).__name__ != "FlowLogsHandler"]
     doc = json.loads(res.stdout)
     check_json(res, doc)
     check_build(doc, home)
     stage_runs = check_prefect(doc)
     check_traces(doc, home, stage_runs)
+    check_logs(doc, home, stage_runs)
 
 
 def check_json(res: Any, doc: dict) -> None:
@@ -106,6 +121,19 @@ def check_prefect(doc: dict) -> dict[str, str]:
     assert keys == {"pipeline-hello-service", "unified-hello-service",
                     *(f"stage-hello-service-{n}" for n in STAGE_NAMES)}
     return {name.removesuffix("_stage"): str(run.id) for name, run in stages.items()}
+
+
+def check_logs(doc: dict, home: Path, stage_runs: dict[str, str]) -> None:
+    """The runs' Prefect logs are also JSON lines on disk, each with its flow run id."""
+    lines = [json.loads(line) for f in sorted((home / "logs").glob("flows-*.jsonl"))
+             for line in f.read_text().splitlines()]
+    by_run = {}
+    for line in lines:
+        by_run.setdefault(line.get("flow_run_id"), []).append(line)
+    assert doc["pipeline_run_id"] in by_run
+    testing = by_run[stage_runs["testing"]]
+    assert any(line["msg"].startswith("stage testing: passed") and line["run_id"] == stage_runs["testing"]
+               and line["flow_name"] == "testing_stage" for line in testing)
 
 
 def check_traces(doc: dict, home: Path, stage_runs: dict[str, str]) -> None:

@@ -108,3 +108,76 @@ def read_log_lines(logs_dir: Path, name: str = "noa") -> list[dict[str, Any]]:
             if line.strip():
                 out.append(json.loads(line))
     return out
+
+
+# ------------------------------------------------------------------ flow runs' logs on disk
+_FLOW_LOGS_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("noa_flow_logs_dir", default=None)
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class FlowLogsHandler(JsonLinesHandler):
+    """Prefect's run-logger records (``flow_run_id``, ``task_run_id``, names) as JSON lines in the
+    logs directory of the NOA_HOME whose flow is running in this context (``flows-YYYYMMDD.jsonl``)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, "flows")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _FLOW_LOGS_DIR.get() == self.directory and super().filter(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "run_id", None) is None:
+            record.run_id = getattr(record, "flow_run_id", None)
+        super().emit(record)
+
+
+def _attach(directory: Path) -> None:
+    """One handler per logs directory on Prefect's run loggers (logging's handler lists are per process)."""
+    for name in PREFECT_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, FlowLogsHandler) and h.directory == directory for h in logger.handlers):
+            logger.addHandler(FlowLogsHandler(directory))
+
+
+@contextlib.contextmanager
+def flow_logs(directory: Path) -> Iterator[None]:
+    """Inside (and in the subflows and tasks started inside), Prefect run logs also go to ``directory``."""
+    directory = Path(directory).resolve()
+    if _FLOW_LOGS_DIR.get() is not None:  # an outer flow already routes them
+        yield
+        return
+    _attach(directory)
+    token = _FLOW_LOGS_DIR.set(directory)
+    try:
+        yield
+    finally:
+        _FLOW_LOGS_DIR.reset(token)
+
+
+def logs_in_home(fn: Any) -> Any:
+    """For flow functions with a ``home`` parameter (put it under ``@flow``): their run logs, and their
+    subflows' and tasks', are also written as JSON lines to ``NOA_HOME/logs/flows-YYYYMMDD.jsonl``."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(fn)
+
+    def logs_dir(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Path:
+        from noa_core.config import NoaSettings
+
+        home = signature.bind_partial(*args, **kwargs).arguments.get("home")
+        settings = NoaSettings(home=Path(home)) if home else NoaSettings()
+        return settings.layout().root / "logs"
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with flow_logs(logs_dir(args, kwargs)):
+                return await fn(*args, **kwargs)
+        return run_async
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with flow_logs(logs_dir(args, kwargs)):
+            return fn(*args, **kwargs)
+    return run
