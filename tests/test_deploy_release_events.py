@@ -3,31 +3,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
+from test_code_drop_flow import noa_events as events_named
 
 from noa_core.deploy.releases import emit_recorded_event, record_in_cltree
 
 RELEASE = {"app": "hello", "env": "staging", "strategy": "canary", "outcome": "promoted", "release": "r-0001",
            "reason": "", "content_hash": "b3-abc", "version": "1.2.0", "steps": [
                {"name": "canary 10%", "weight": 10, "verdict": "pass", "duration_s": 1.5}]}
-
-
-def events_named(api_url: str, name: str, *, until: Callable[[list[dict]], bool],
-                 timeout_s: float = 20.0) -> list[dict]:
-    """Events named ``name`` on the Prefect server (it persists them asynchronously)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        r = httpx.post(f"{api_url}/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50})
-        r.raise_for_status()
-        found = r.json()["events"]
-        if until(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
 
 
 def by_entry(events: list[dict]) -> dict[str, dict]:
