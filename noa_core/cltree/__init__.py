@@ -33,7 +33,7 @@ from noa_core.cltree.log import (
     ChangeLogError,
     append_entry,
     append_locked,
-    entry_ids,
+    current_head,
     is_retryable,
     lock_for_append,
     raw_rows,
@@ -41,7 +41,6 @@ from noa_core.cltree.log import (
     retry_pause,
     stored_frontier,
 )
-from noa_core.cltree.merkle import tree_head
 from noa_core.cltree.verify import Problem, VerifyReport, verify_rows
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ def record_change(settings: NoaSettings, kind: str, subject: str, payload: Mappi
     finally:
         if own:
             engine.dispose()
-    append_checkpoint(_cltree_dir(settings), int(head["size"]), str(head["root"]))
+    record_checkpoint(settings, PendingChange(entry, head))
     return entry
 
 
@@ -121,7 +120,7 @@ def checkpoint(settings: NoaSettings) -> dict:
     """The Merkle tree head of the whole log, ``{"size": n, "root": hex}``, recorded in the checkpoint file."""
     engine = _engine(settings)
     try:
-        head = tree_head(entry_ids(engine))
+        head = current_head(engine)
     finally:
         engine.dispose()
     last = last_checkpoint(_cltree_dir(settings))
