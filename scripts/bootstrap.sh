@@ -45,13 +45,27 @@ pipq() { .venv/bin/pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2
 pipq install -q --upgrade pip wheel 'setuptools>=68'
 
 # llama-cpp-python has no wheel on PyPI: it compiles for ~10 minutes on 2 cores.
-# Build it once into a wheel cache that later installs (and CI runs) reuse.
-mkdir -p "$WHEELS"
-if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
-  echo "bootstrap: building $LLAMA once into $WHEELS (about 10 minutes on 2 cores)" >&2
-  CMAKE_BUILD_PARALLEL_LEVEL=2 pipq wheel -q --no-deps -w "$WHEELS" "$LLAMA"
+# Never for this CPU only (-march=native crashed on other CPUs): a fixed baseline, x86-64-v3 on
+# x86_64 (AVX2/FMA/F16C/BMI2; no AVX-512, no AMX), the generic build elsewhere. The cache folder
+# is keyed by the version, the flags, the interpreter and the machine, so a wheel built with
+# other flags (an older native build included) is never reused.
+case "$(uname -m)" in
+  x86_64|amd64) LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" ;;
+  *) LLAMA_FLAGS="-DGGML_NATIVE=OFF" ;;
+esac
+PYTAG=$(.venv/bin/python -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+LLAMA_KEY=$(printf '%s\n' "$LLAMA" "$LLAMA_FLAGS" "$PYTAG" "$(uname -m)" | sha256sum | cut -c1-16)
+LLAMA_WHEELS="$WHEELS/llama-$LLAMA_KEY"
+mkdir -p "$LLAMA_WHEELS"
+if ! ls "$LLAMA_WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+  echo "bootstrap: building $LLAMA once into $LLAMA_WHEELS (portable: $LLAMA_FLAGS; about 10 minutes on 2 cores)" >&2
+  rm -rf "$LLAMA_WHEELS.tmp" && mkdir -p "$LLAMA_WHEELS.tmp"
+  CMAKE_ARGS="$LLAMA_FLAGS" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL=2 \
+    pipq wheel -q --no-deps --no-cache-dir -w "$LLAMA_WHEELS.tmp" "$LLAMA"
+  printf '%s\n' "$LLAMA_FLAGS" > "$LLAMA_WHEELS.tmp/BUILD_FLAGS"
+  mv "$LLAMA_WHEELS.tmp"/* "$LLAMA_WHEELS"/ && rmdir "$LLAMA_WHEELS.tmp"
 fi
-pipq install -q --find-links "$WHEELS" -e '.[ai,test]'
+pipq install -q --find-links "$LLAMA_WHEELS" -e '.[ai,test]'
 # the VS Code extension's build and tests (typescript, @types/*) from the npm registry
 if command -v npm >/dev/null 2>&1; then
   (cd integrations/vscode && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) \
