@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PackagingRequirement
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from noa_core.errors import ManifestError
@@ -146,6 +148,39 @@ class GatesConfig(_Section):
     build_required: bool = Field(True, description="build: a failed build fails the gate")
 
 
+Requirement = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00\n\r]+$")]
+ExtraName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")]
+
+
+class PythonEnvConfig(_Section):
+    """The dropped project's own Python environment: what it is built from.
+
+    Empty lists mean "what the project declares" (lock file, pyproject, setup.cfg/setup.py,
+    requirement files, tox.ini), in NOA's order of trust."""
+
+    enabled: bool = Field(True, description="false: the tests run with no environment (their verdicts are unknown)")
+    sources: list[RelPath] = Field(default_factory=list, max_length=64,
+                                   description="use exactly these lock or requirement files, in order")
+    requirements: list[Requirement] = Field(default_factory=list, max_length=1024,
+                                            description="extra PEP 508 requirements added on top")
+    extras: list[ExtraName] = Field(default_factory=list, max_length=64,
+                                    description="extras / dependency groups to use instead of the test/dev name heuristic")
+    index_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
+        None, description="the package index (simple API) for this project; default NOA's setting or PyPI")
+
+    _check_sources = field_validator("sources")(_no_parent_refs)
+
+    @field_validator("requirements")
+    @classmethod
+    def _valid_requirements(cls, reqs: list[str]) -> list[str]:
+        for r in reqs:
+            try:
+                PackagingRequirement(r)
+            except InvalidRequirement as exc:
+                raise ValueError(f"{r!r} is not a PEP 508 requirement: {exc}") from None
+        return reqs
+
+
 class NoaManifest(_Section):
     """A project's ``noa.yaml``."""
 
@@ -162,6 +197,7 @@ class NoaManifest(_Section):
     deploy: DeployConfig = DeployConfig()
     swarm: SwarmConfig = SwarmConfig()
     gates: GatesConfig = GatesConfig()
+    python_env: PythonEnvConfig = PythonEnvConfig()
 
 
 def _first_error(exc: ValidationError) -> str:
