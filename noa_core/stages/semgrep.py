@@ -21,7 +21,7 @@ from noa_core.analysis.interface import Finding
 from noa_core.config import ExecLimits
 from noa_core.isolation import run_isolated
 
-__all__ = ["RULES_DIR", "SemgrepRun", "find_semgrep", "rule_files", "run_semgrep"]
+__all__ = ["RULES_DIR", "SemgrepRun", "find_semgrep", "rule_files", "rule_id_of", "rule_ids", "run_semgrep"]
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "data" / "semgrep"
 SEVERITY = {"ERROR": "high", "WARNING": "medium", "INFO": "low"}
@@ -57,16 +57,30 @@ def rule_files(rules_dir: Path = RULES_DIR) -> list[Path]:
     return sorted(p for p in Path(rules_dir).glob("*.yaml") if p.is_file())
 
 
-def _rule_count(files: list[Path]) -> int:
+def rule_ids(files: list[Path]) -> list[str]:
+    """The ``id`` of every rule in the rule files, as the files spell them (unreadable files are skipped)."""
     import yaml
 
-    n = 0
+    ids: list[str] = []
     for f in files:
         try:
-            n += len((yaml.safe_load(f.read_text()) or {}).get("rules", []))
-        except (OSError, yaml.YAMLError):
+            rules = (yaml.safe_load(f.read_text()) or {}).get("rules", [])
+        except (OSError, yaml.YAMLError, AttributeError):
             continue
-    return n
+        ids.extend(str(r["id"]) for r in rules if isinstance(r, dict) and r.get("id"))
+    return ids
+
+
+def rule_id_of(check_id: str, ids: list[str]) -> str:
+    """The rule id behind semgrep's ``check_id``.
+
+    semgrep names a finding ``<config path, slashes as dots>.<rule id>`` (the path as given
+    on its command line, so it holds the checkout's folders). The rule id is the longest of
+    the shipped ids that is the whole ``check_id`` or its dotted tail; nothing is guessed from
+    the path. A ``check_id`` that matches no shipped id is returned as it is.
+    """
+    matches = [i for i in ids if check_id == i or check_id.endswith("." + i)]
+    return max(matches, key=len) if matches else check_id
 
 
 def run_semgrep(tree: Path, limits: ExecLimits, *, rules_dir: Path = RULES_DIR, timeout_s: float = 300.0,
@@ -99,6 +113,7 @@ def run_semgrep(tree: Path, limits: ExecLimits, *, rules_dir: Path = RULES_DIR, 
             tail = [ln for ln in res.stdout.strip().splitlines() if ln.strip()][-1:] or [""]
             return SemgrepRun("unknown", f"semgrep exited {res.returncode} without a report: {tail[0][:300]}",
                               seconds=res.seconds)
+    ids = rule_ids(files)
     findings: list[Finding] = []
     for r in doc.get("results", []) or []:
         extra = r.get("extra") or {}
@@ -107,8 +122,7 @@ def run_semgrep(tree: Path, limits: ExecLimits, *, rules_dir: Path = RULES_DIR, 
             path = Path(path).resolve().relative_to(tree).as_posix()
         except ValueError:
             pass
-        check_id = str(r.get("check_id", "?"))  # semgrep prefixes the rule file's path
-        rule = check_id[check_id.find("noa."):] if "noa." in check_id else check_id
+        rule = rule_id_of(str(r.get("check_id", "?")), ids)
         findings.append(Finding(analyzer="semgrep", rule=rule,
                                 severity=SEVERITY.get(str(extra.get("severity", "")).upper(), "low"),  # type: ignore[arg-type]
                                 message=str(extra.get("message", "")).strip()[:300], path=path,
@@ -117,5 +131,5 @@ def run_semgrep(tree: Path, limits: ExecLimits, *, rules_dir: Path = RULES_DIR, 
     scanned = len(((doc.get("paths") or {}).get("scanned")) or [])
     status = "ok" if not errors else "unknown"
     reason = "" if not errors else f"{len(errors)} semgrep errors: {errors[0][:200]}"
-    return SemgrepRun(status, reason, tuple(findings[:MAX_FINDINGS]), _rule_count(files), scanned, errors,
+    return SemgrepRun(status, reason, tuple(findings[:MAX_FINDINGS]), len(ids), scanned, errors,
                       res.seconds)
