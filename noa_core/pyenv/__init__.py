@@ -1,0 +1,1 @@
+"""A dropped Python project's own environment: what it declares, resolved, fetched and built without running its code."""

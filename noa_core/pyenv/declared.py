@@ -1,0 +1,358 @@
+"""What a dropped Python project declares it needs to run its tests; nothing of it is executed.
+
+:func:`read_declared` follows the order of trust of issue 15:
+
+1. a lock file (``uv.lock``, ``poetry.lock``, ``pdm.lock``, ``Pipfile.lock``, or
+   ``requirements*.txt`` files that are nothing but exact ``==`` pins) wins and is used
+   alone (``pinned=True``), with every group it locks and each package's marker;
+2. otherwise, merged and de-duplicated in this order: ``pyproject.toml`` ``[project]``
+   dependencies, test-like extras and PEP 735 dependency groups, the uv / PDM / Poetry
+   tables; ``setup.cfg``; ``setup.py`` read with :mod:`ast`; test requirement files (and
+   ``requirements.txt`` for runtime when nothing else declares it); ``tox.ini``
+   ``[testenv] deps``.
+
+noa.yaml's ``python_env`` section overrides it: ``sources`` replaces the discovery,
+``extras`` replaces the test/dev name heuristic, ``requirements`` are added on top.
+The project's own name is dropped (its extras' requirements are kept). Every
+requirement is checked with :class:`packaging.requirements.Requirement`; whatever is
+left out is a note, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from noa_core.manifest import PythonEnvConfig
+from noa_core.pyenv._files import (
+    DeclarationError,
+    Reading,
+    exists,
+    is_exact_pin,
+    parse_requirement,
+    requirement_key,
+    short,
+)
+from noa_core.pyenv.lockfiles import LOCK_FILES, LockRead, read_lock
+from noa_core.pyenv.pyproject_meta import (
+    DEFAULT_BUILD_REQUIRES,
+    PYPROJECT,
+    PyProject,
+    load_pyproject,
+    read_pyproject,
+)
+from noa_core.pyenv.requirements_txt import (
+    RequirementFile,
+    lock_candidate_files,
+    read_requirement_file,
+    requirement_files_for_tests,
+)
+from noa_core.pyenv.setup_static import (
+    SETUP_CFG,
+    SETUP_PY,
+    read_setup_cfg,
+    read_setup_py,
+)
+from noa_core.pyenv.tox_ini import TOX_INI, read_tox_ini
+
+MAX_REQUIREMENTS = 5000
+MAX_NOTES = 200
+_TESTY = frozenset({"test", "tests", "testing", "dev", "devel", "develop", "development"})
+_TESTY_PREFIX = re.compile(r"^(test|tests|testing)-")
+
+
+@dataclass(frozen=True)
+class DeclaredRequirements:
+    requirements: tuple[str, ...]   # PEP 508 strings for running the tests: runtime + test extras/groups/files
+    pinned: bool                    # a complete lock: every entry name==version
+    sources: tuple[str, ...]        # human-readable, in the order used
+    python_requires: str | None     # requires-python / python_requires, if declared
+    build_requires: tuple[str, ...]  # [build-system] requires; setuptools>=40.8.0 + wheel by default (PEP 518)
+    build_backend: str | None       # [build-system] build-backend (None = legacy setuptools)
+    installable: bool               # the project itself can be built / installed
+    project_name: str | None        # normalised distribution name, if declared
+    notes: tuple[str, ...]          # what was ignored, and why
+
+
+def test_like(name: str) -> bool:
+    """An extra / group named like the tests' needs: test, tests, testing, dev (and test-*)."""
+    n = canonicalize_name(name)
+    return n in _TESTY or bool(_TESTY_PREFIX.match(n))
+
+
+test_like.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
+
+
+@dataclass
+class _Collector:
+    """Requirements merged in order, de-duplicated, self-references expanded."""
+
+    project_name: str | None
+    extras: dict[str, list[str]]
+    requirements: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes and len(self.notes) < MAX_NOTES:
+            self.notes.append(text)
+
+    def notes_from(self, notes: Iterable[str]) -> None:
+        for n in notes:
+            self.note(n)
+
+    def add(self, source: str, raws: Iterable[str]) -> None:
+        raws = list(raws)
+        if not raws:
+            return
+        if source not in self.sources:
+            self.sources.append(source)
+        self._add(source, raws, expanding=())
+
+    def _add(self, source: str, raws: list[str], expanding: tuple[str, ...]) -> None:
+        for raw in raws:
+            req = parse_requirement(raw.strip())
+            if isinstance(req, str):
+                self.note(f"{source}: {short(raw)!r} is not a valid requirement ({req}); ignored")
+                continue
+            if req.url:
+                self.note(f"{source}: {req.name} @ {short(req.url, 60)} is a URL, not an index package; ignored")
+                continue
+            if self.project_name and canonicalize_name(req.name) == self.project_name:
+                self._self_reference(source, req.name, sorted(req.extras), expanding)
+                continue
+            key = requirement_key(req)
+            if key in self._seen:
+                continue
+            if len(self.requirements) >= MAX_REQUIREMENTS:
+                self.note(f"more than {MAX_REQUIREMENTS} requirements; the rest ignored")
+                return
+            self._seen.add(key)
+            self.requirements.append(str(req))
+
+    def _self_reference(self, source: str, name: str, extras: list[str], expanding: tuple[str, ...]) -> None:
+        if not extras:
+            self.note(f"{source}: {name} is the project itself; dropped")
+            return
+        for extra in extras:
+            wanted = canonicalize_name(extra)
+            if wanted in expanding:
+                continue
+            found = next((reqs for e, reqs in self.extras.items() if canonicalize_name(e) == wanted), None)
+            if found is None:
+                self.note(f"{source}: {name}[{extra}] names an extra the project does not declare; ignored")
+                continue
+            self.note(f"{source}: {name}[{extra}] is the project itself; its {extra!r} requirements are used")
+            self._add(source, found, expanding + (wanted,))
+
+
+def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> DeclaredRequirements:
+    """What ``tree`` declares (see the module docstring). Raises only :class:`NotADirectoryError`."""
+    tree = Path(tree)
+    if not tree.is_dir():
+        raise NotADirectoryError(f"not a directory: {tree}")
+    config = config or PythonEnvConfig()
+    select: Callable[[str], bool]
+    if config.extras:
+        chosen = {canonicalize_name(e) for e in config.extras}
+        select = lambda name: canonicalize_name(name) in chosen
+    else:
+        select = test_like
+
+    early_notes: list[str] = []
+    pp: PyProject | None = None
+    try:
+        pp = load_pyproject(tree)
+    except DeclarationError as exc:
+        early_notes.append(str(exc))
+    py = read_pyproject(tree, pp, select) if pp else Reading()
+    cfg = read_setup_cfg(tree, select)
+    spy = read_setup_py(tree, select)
+    name = py.name or cfg.name or spy.name
+    extras = {**spy.extras, **cfg.extras, **py.extras}
+    c = _Collector(project_name=name, extras=extras)
+    c.notes_from(early_notes)
+    python_requires = py.python_requires or cfg.python_requires or spy.python_requires
+
+    lock: LockRead | None = None
+    pinned = False
+    if config.sources:
+        pinned = _configured(tree, config.sources, c, select, py, cfg, spy)
+    else:
+        lock = _first_lock(tree, c)
+        if lock is not None:
+            c.add(lock.source, lock.requirements)
+            c.notes_from(lock.notes)
+            python_requires = python_requires or lock.python_requires
+            pinned = True
+        elif not _pinned_requirement_files(tree, c):
+            _merge(tree, c, py, cfg, spy)
+        else:
+            pinned = True
+    if config.extras:
+        declared = {canonicalize_name(e) for e in extras} | _group_names(pp)
+        for extra in config.extras:
+            if canonicalize_name(extra) not in declared:
+                c.note(f"noa.yaml python_env.extras: {extra!r} is not an extra or group the project declares")
+    if config.requirements:
+        c.add("noa.yaml python_env.requirements", config.requirements)
+
+    build_requires, build_backend = pp.build() if pp else (DEFAULT_BUILD_REQUIRES, None)
+    valid_build: list[str] = []
+    for raw in build_requires:
+        req = parse_requirement(raw)
+        if isinstance(req, str):
+            c.note(f"{PYPROJECT} [build-system] requires: {short(raw)!r} is not a valid requirement ({req}); ignored")
+        else:
+            valid_build.append(str(req))
+    installable = bool((pp and pp.installable) or spy.present or cfg.present)
+    if pp and not pp.installable and (pp.has_build_system or pp.project):
+        c.note(f"{PYPROJECT}: [tool.uv] package = false: the project itself is not built")
+    pinned = pinned and bool(c.requirements) and all(
+        is_exact_pin(r) for r in (parse_requirement(x) for x in c.requirements) if not isinstance(r, str))
+    return DeclaredRequirements(
+        requirements=tuple(c.requirements), pinned=pinned, sources=tuple(c.sources),
+        python_requires=python_requires, build_requires=tuple(valid_build), build_backend=build_backend,
+        installable=installable, project_name=name, notes=tuple(c.notes))
+
+
+def _group_names(pp: PyProject | None) -> set[str]:
+    if pp is None:
+        return set()
+    names: set[str] = set()
+    for table in (pp.data.get("dependency-groups"), (pp.tool.get("pdm") or {}).get("dev-dependencies"),
+                  pp.poetry.get("group"), pp.poetry.get("extras")):
+        if isinstance(table, dict):
+            names.update(canonicalize_name(k) for k in table)
+    return names
+
+
+def _first_lock(tree: Path, c: _Collector) -> LockRead | None:
+    for rel in LOCK_FILES:
+        if not exists(tree, rel):
+            continue
+        try:
+            return read_lock(tree, rel)
+        except DeclarationError as exc:
+            c.note(str(exc))
+    return None
+
+
+def _pinned_requirement_files(tree: Path, c: _Collector) -> bool:
+    """``requirements*.txt`` files that are all exact pins make a lock: used alone."""
+    candidates = lock_candidate_files(tree)
+    files: list[RequirementFile] = []
+    for rel in candidates:
+        try:
+            rf = read_requirement_file(tree, rel, project_name=c.project_name)
+        except DeclarationError:
+            return False
+        if not rf.all_pinned:
+            return False
+        files.append(rf)
+    if not files:
+        return False
+    for rf in files:
+        _add_requirement_file(c, rf)
+    return True
+
+
+def _add_requirement_file(c: _Collector, rf: RequirementFile) -> None:
+    c.add(rf.rel, rf.requirements)
+    for inc in rf.included:
+        if inc not in c.sources:
+            c.sources.append(f"{inc} (-r from {rf.rel})")
+    c.notes_from(rf.notes)
+
+
+def _add_reading(c: _Collector, reading: Reading) -> None:
+    for part in reading.parts:
+        c.add(part.source, part.requirements)
+    c.notes_from(reading.notes)
+
+
+def _merge(tree: Path, c: _Collector, py: Reading, cfg: Reading, spy: Reading) -> None:
+    """No lock: every declaration, in the order of trust."""
+    _add_reading(c, py)
+    # setuptools reads setup.cfg / setup.py requirements only when pyproject does not state them
+    if not py.runtime_declared:
+        _add_reading(c, cfg)
+        _add_reading(c, spy)
+    else:
+        for reading in (cfg, spy):
+            for part in reading.parts:
+                if "install_requires" not in part.source:
+                    c.add(part.source, part.requirements)
+            c.notes_from(reading.notes)
+    runtime_declared = py.runtime_declared or cfg.runtime_declared or spy.runtime_declared
+    if not runtime_declared and exists(tree, "requirements.txt"):
+        _requirement_file(tree, c, "requirements.txt")
+    for rel in requirement_files_for_tests(tree):
+        _requirement_file(tree, c, rel)
+    _add_reading(c, read_tox_ini(tree))
+
+
+def _requirement_file(tree: Path, c: _Collector, rel: str) -> bool:
+    try:
+        rf = read_requirement_file(tree, rel, project_name=c.project_name)
+    except DeclarationError as exc:
+        c.note(str(exc))
+        return False
+    _add_requirement_file(c, rf)
+    return rf.all_pinned
+
+
+def _configured(tree: Path, sources: list[str], c: _Collector, select: Callable[[str], bool],
+                py: Reading, cfg: Reading, spy: Reading) -> bool:
+    """noa.yaml ``python_env.sources``: exactly these files, in order. True when all are locks / pins."""
+    pinned = True
+    for rel in sources:
+        base = rel.rsplit("/", 1)[-1]
+        where = f"noa.yaml python_env.sources: {rel}"
+        if not exists(tree, rel):
+            c.note(f"{where}: not found (or not a regular file inside the project); ignored")
+            pinned = False
+            continue
+        if base in LOCK_FILES:
+            try:
+                lock = read_lock(tree, rel)
+            except DeclarationError as exc:
+                c.note(f"{where}: {exc}")
+                pinned = False
+                continue
+            c.add(lock.source, lock.requirements)
+            c.notes_from(lock.notes)
+        elif rel == PYPROJECT:
+            _add_reading(c, py)
+            pinned = False
+        elif rel == SETUP_CFG:
+            _add_reading(c, cfg)
+            pinned = False
+        elif rel == SETUP_PY:
+            _add_reading(c, spy)
+            pinned = False
+        elif rel == TOX_INI:
+            _add_reading(c, read_tox_ini(tree))
+            pinned = False
+        else:
+            pinned = _requirement_file(tree, c, rel) and pinned
+    return pinned
+
+
+def describe(declared: DeclaredRequirements) -> str:
+    """A few lines for logs and reports (no secrets: requirement strings and file names only)."""
+    head = (f"{len(declared.requirements)} requirement(s){' (pinned lock)' if declared.pinned else ''} from "
+            f"{', '.join(declared.sources) or 'nothing declared'}")
+    lines = [head]
+    if declared.python_requires:
+        lines.append(f"requires-python {declared.python_requires}")
+    lines.extend(f"note: {n}" for n in declared.notes)
+    return "\n".join(lines)
+
+
+__all__ = ["DeclaredRequirements", "describe", "read_declared", "test_like"]
