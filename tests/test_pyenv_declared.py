@@ -653,3 +653,82 @@ def test_real_inflect_sdist_declares_its_test_dependencies(tmp_path: Path) -> No
                          "pyproject.toml [project.optional-dependencies] test")
     assert d.project_name == "inflect" and d.python_requires == ">=3.8" and d.installable
     assert d.build_backend == "setuptools.build_meta" and d.pinned is False
+
+
+def test_hatch_test_environments_and_their_features(tmp_path: Path) -> None:
+    tree = project(tmp_path, {"pyproject.toml": '''
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+        [project]
+        name = "demo"
+        version = "1"
+        [project.optional-dependencies]
+        speed = ["orjson"]
+        [tool.hatch.envs.default]
+        dependencies = ["pytest", "coverage[toml]"]
+        features = ["speed"]
+        [tool.hatch.envs.docs]
+        dependencies = ["mkdocs"]
+        '''})
+    d = read_declared(tree)
+    assert names(d) == ["pytest", "coverage", "orjson"]
+    assert d.sources == ("pyproject.toml [tool.hatch.envs.default] dependencies",)
+
+
+def test_setup_py_extras_with_a_marker_key_keep_the_marker(tmp_path: Path) -> None:
+    tree = project(tmp_path, {"setup.py": """
+        from setuptools import setup
+        setup(name="demo", extras_require={"test": ["pytest"], "test:sys_platform == 'win32'": ["pywin32"]})
+        """})
+    d = read_declared(tree)
+    assert installed_on_linux(d) == ["pytest"] and "pywin32" in names(d)
+
+
+def test_credentials_in_urls_never_reach_a_note(tmp_path: Path) -> None:
+    tree = project(tmp_path, {"requirements-dev.txt": """
+        --index-url=https://user:s3cret@mirror.invalid/simple
+        --extra-index-url https://user:s3cret@mirror.invalid/simple
+        git+https://oauth2:s3cret@git.invalid/x.git#egg=x
+        pkg @ https://files.invalid/pkg.whl?token=s3cret
+        -r https://user:s3cret@evil.invalid/more.txt
+        pytest
+        """})
+    d = read_declared(tree)
+    assert d.requirements == ("pytest",)
+    assert len(d.notes) >= 4 and not any("s3cret" in n for n in d.notes), d.notes
+
+
+def test_a_setup_cfg_with_only_tool_settings_is_not_a_package(tmp_path: Path) -> None:
+    d = read_declared(project(tmp_path, {"setup.cfg": "[flake8]\nmax-line-length = 100\n"}))
+    assert d.installable is False
+
+
+def test_pip_tools_style_requirement_dir_without_docs_or_minimum_pins(tmp_path: Path) -> None:
+    tree = project(tmp_path, {
+        "requirements/tests.txt": "pytest==8.3.3\nblinker==1.8.2\n",
+        "requirements/tests-min.txt": "blinker==1.6.2\n",
+        "requirements/docs.txt": "sphinx==8.0.0\n",
+        "requirements/dev.txt": "-r tests.txt\npre-commit==3.8.0\nblinker==1.7.0\n",
+    })
+    d = read_declared(tree)
+    assert d.pinned is True
+    assert d.requirements == ("pytest==8.3.3", "blinker==1.8.2", "pre-commit==3.8.0")
+    assert d.sources == ("requirements/dev.txt", "requirements/tests.txt (-r from requirements/dev.txt)")
+    assert "sphinx" not in names(d)
+    assert has_note(d, "blinker==1.7.0", "conflicts with the earlier pin")
+
+
+def test_pinned_requirement_files_that_leave_out_the_projects_own_dependencies_get_them_added(
+        tmp_path: Path) -> None:
+    # pip-compile'd test requirements (Flask style): the project is installed without its dependencies,
+    # so what pyproject declares and the pins do not cover is added, and the set is no longer a full lock.
+    tree = project(tmp_path, {
+        "pyproject.toml": '[project]\nname = "demo"\nversion = "1"\ndependencies = ["werkzeug>=3", "pytest"]\n',
+        "requirements/tests.txt": "pytest==8.3.3\n",
+    })
+    d = read_declared(tree)
+    assert d.requirements == ("pytest==8.3.3", "werkzeug>=3")
+    assert d.sources == ("requirements/tests.txt", "pyproject.toml [project] dependencies")
+    assert d.pinned is False
+    assert has_note(d, "leave out 1 of the project's own dependencies")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -111,8 +112,17 @@ def requirement_key(req: Requirement) -> str:
     return f"{canonicalize_name(req.name)}[{extras}]{specs};{req.marker or ''}@{req.url or ''}"
 
 
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_QUERY = re.compile(r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s?#]*)\?[^\s#]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials (``user:token@``) and query strings masked: notes are shown to users."""
+    return _QUERY.sub(r"\g<url>?***", _USERINFO.sub(r"\g<scheme>***@", text))
+
+
 def short(text: str, limit: int = 120) -> str:
-    text = " ".join(str(text).split())
+    text = redact(" ".join(str(text).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -122,6 +132,7 @@ class Part:
 
     source: str
     requirements: tuple[str, ...]
+    runtime: bool = False   # the project's own install requirements (not an extra, group or test file)
 
 
 @dataclass
@@ -135,3 +146,4 @@ class Reading:
     python_requires: str | None = None
     runtime_declared: bool = False   # it states the runtime dependencies statically (even as an empty list)
     present: bool = False
+    defines_package: bool = False    # it describes a distribution setuptools can build

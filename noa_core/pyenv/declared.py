@@ -30,10 +30,12 @@ from packaging.utils import canonicalize_name
 from noa_core.manifest import PythonEnvConfig
 from noa_core.pyenv._files import (
     DeclarationError,
+    Part,
     Reading,
     exists,
     is_exact_pin,
     parse_requirement,
+    redact,
     requirement_key,
     short,
 )
@@ -96,9 +98,12 @@ class _Collector:
     requirements: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    files_read: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
+    _pins: dict[str, str] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
+        text = redact(text)
         if text not in self.notes and len(self.notes) < MAX_NOTES:
             self.notes.append(text)
 
@@ -108,11 +113,10 @@ class _Collector:
 
     def add(self, source: str, raws: Iterable[str]) -> None:
         raws = list(raws)
-        if not raws:
-            return
-        if source not in self.sources:
-            self.sources.append(source)
+        before = len(self.requirements)
         self._add(source, raws, expanding=())
+        if len(self.requirements) > before and source not in self.sources:
+            self.sources.append(source)   # a source that only repeats earlier ones is not listed
 
     def _add(self, source: str, raws: list[str], expanding: tuple[str, ...]) -> None:
         for raw in raws:
@@ -129,6 +133,13 @@ class _Collector:
             key = requirement_key(req)
             if key in self._seen:
                 continue
+            if is_exact_pin(req) and req.marker is None:
+                name = canonicalize_name(req.name)
+                earlier = self._pins.get(name)
+                if earlier is not None and earlier != str(req.specifier):
+                    self.note(f"{source}: {req} conflicts with the earlier pin {name}{earlier}; the first is kept")
+                    continue
+                self._pins[name] = str(req.specifier)
             if len(self.requirements) >= MAX_REQUIREMENTS:
                 self.note(f"more than {MAX_REQUIREMENTS} requirements; the rest ignored")
                 return
@@ -194,6 +205,7 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> Declared
             _merge(tree, c, py, cfg, spy)
         else:
             pinned = True
+            _cover_runtime(c, _runtime_parts(py, cfg, spy))
     if config.extras:
         declared = {canonicalize_name(e) for e in extras} | _group_names(pp)
         for extra in config.extras:
@@ -210,7 +222,7 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> Declared
             c.note(f"{PYPROJECT} [build-system] requires: {short(raw)!r} is not a valid requirement ({req}); ignored")
         else:
             valid_build.append(str(req))
-    installable = bool((pp and pp.installable) or spy.present or cfg.present)
+    installable = bool((pp and pp.installable) or spy.present or cfg.defines_package)
     if pp and not pp.installable and (pp.has_build_system or pp.project):
         c.note(f"{PYPROJECT}: [tool.uv] package = false: the project itself is not built")
     pinned = pinned and bool(c.requirements) and all(
@@ -262,11 +274,36 @@ def _pinned_requirement_files(tree: Path, c: _Collector) -> bool:
     return True
 
 
+def _runtime_parts(py: Reading, cfg: Reading, spy: Reading) -> list[Part]:
+    """The project's own install requirements, from where setuptools / the backend would take them."""
+    readings = (py,) if py.runtime_declared else (py, cfg, spy)
+    return [part for reading in readings for part in reading.parts if part.runtime]
+
+
+def _cover_runtime(c: _Collector, runtime: list[Part]) -> None:
+    """Pinned requirement files (pip-compile output) may leave out the project's own dependencies
+    (the project is installed without its dependencies): those not pinned there are added as declared."""
+    pinned_names = {canonicalize_name(r.name) for r in map(parse_requirement, c.requirements)
+                    if not isinstance(r, str)}
+    for part in runtime:
+        missing = [raw for raw in part.requirements
+                   if not isinstance(req := parse_requirement(raw), str) and canonicalize_name(req.name) not in
+                   pinned_names and canonicalize_name(req.name) != c.project_name]
+        if missing:
+            c.note(f"the pinned requirement files leave out {len(missing)} of the project's own dependencies; "
+                   f"added from {part.source}")
+            c.add(part.source, missing)
+
+
 def _add_requirement_file(c: _Collector, rf: RequirementFile) -> None:
+    if rf.rel in c.files_read:
+        return   # already read, through another file's -r
     c.add(rf.rel, rf.requirements)
+    c.files_read.add(rf.rel)
     for inc in rf.included:
-        if inc not in c.sources:
+        if inc not in c.files_read:
             c.sources.append(f"{inc} (-r from {rf.rel})")
+            c.files_read.add(inc)
     c.notes_from(rf.notes)
 
 
@@ -286,7 +323,7 @@ def _merge(tree: Path, c: _Collector, py: Reading, cfg: Reading, spy: Reading) -
     else:
         for reading in (cfg, spy):
             for part in reading.parts:
-                if "install_requires" not in part.source:
+                if not part.runtime:
                     c.add(part.source, part.requirements)
             c.notes_from(reading.notes)
     runtime_declared = py.runtime_declared or cfg.runtime_declared or spy.runtime_declared

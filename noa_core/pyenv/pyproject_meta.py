@@ -31,6 +31,8 @@ DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")   # PEP 518
 MAX_GROUP_DEPTH = 32
 
 Select = Callable[[str], bool]
+#: Hatch environments ``hatch test`` / ``hatch run`` use for the tests.
+_HATCH_TEST_ENVS = frozenset({"default", "hatch-test"})
 
 
 @dataclass
@@ -119,12 +121,13 @@ def read_pyproject(tree: Path, pp: PyProject, select: Select) -> Reading:
     if "dependencies" in project:
         out.runtime_declared = True
         where = f"{PYPROJECT} [project] dependencies"
-        out.parts.append(Part(where, tuple(_requirements(project["dependencies"], where, out.notes))))
+        out.parts.append(Part(where, tuple(_requirements(project["dependencies"], where, out.notes)), runtime=True))
     elif "dependencies" in dynamic:
         files = _file_refs(dyn.get("dependencies"))
         if files:
             out.runtime_declared = True
-            out.parts.extend(_file_parts(tree, files, "[tool.setuptools.dynamic] dependencies", out.notes))
+            out.parts.extend(_file_parts(tree, files, "[tool.setuptools.dynamic] dependencies", out.notes,
+                                         runtime=True))
         else:
             out.notes.append(f"{PYPROJECT}: [project] dependencies are dynamic (computed by the build backend); "
                              "read from setup.cfg / setup.py / requirements.txt instead where static")
@@ -151,6 +154,12 @@ def read_pyproject(tree: Path, pp: PyProject, select: Select) -> Reading:
     for group, reqs in _table(_table(pp.tool, "pdm"), "dev-dependencies").items():
         if select(group):
             out.parts.append(Part(f"{PYPROJECT} [tool.pdm.dev-dependencies] {group}", tuple(_strings(reqs))))
+    for env, table in _table(_table(pp.tool, "hatch"), "envs").items():
+        if isinstance(table, dict) and (env in _HATCH_TEST_ENVS or select(env)):
+            reqs = _strings(table.get("dependencies")) + _strings(table.get("extra-dependencies"))
+            if pp.name:   # the env's "features" are the project's own extras
+                reqs += [f"{pp.name}[{feature}]" for feature in _strings(table.get("features"))]
+            out.parts.append(Part(f"{PYPROJECT} [tool.hatch.envs.{env}] dependencies", tuple(reqs)))
     _poetry_parts(pp, select, out)
     return out
 
@@ -162,7 +171,7 @@ def _file_refs(ref: Any) -> list[str]:
     return []
 
 
-def _file_parts(tree: Path, files: list[str], what: str, notes: list[str]) -> list[Part]:
+def _file_parts(tree: Path, files: list[str], what: str, notes: list[str], *, runtime: bool = False) -> list[Part]:
     parts: list[Part] = []
     for rel in files:
         try:
@@ -171,7 +180,7 @@ def _file_parts(tree: Path, files: list[str], what: str, notes: list[str]) -> li
             notes.append(f"{PYPROJECT} {what}: {exc}")
             continue
         notes.extend(rf.notes)
-        parts.append(Part(f"{PYPROJECT} {what} ({rel})", tuple(rf.requirements)))
+        parts.append(Part(f"{PYPROJECT} {what} ({rel})", tuple(rf.requirements), runtime=runtime))
     return parts
 
 
@@ -221,7 +230,7 @@ def _poetry_parts(pp: PyProject, select: Select, out: Reading) -> None:
             if _optional(spec) and canonicalize_name(name) not in optional_wanted:
                 continue
             reqs.extend(poetry_dependency(name, spec, out.notes, where))
-        out.parts.append(Part(where, tuple(reqs)))
+        out.parts.append(Part(where, tuple(reqs), runtime=True))
     for group, table in _table(poetry, "group").items():
         if select(group) and isinstance(table, dict):
             gwhere = f"{PYPROJECT} [tool.poetry.group.{group}.dependencies]"

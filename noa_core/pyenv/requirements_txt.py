@@ -32,6 +32,7 @@ _LINE_OPTION = re.compile(r"\s+(?=--?[A-Za-z])")
 _INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s*=\s*|\s+|(?=[^\s-]))(?P<path>\S+)$")
 _CONSTRAINT = re.compile(r"^(?:-c|--constraint)(?:\s*=\s*|\s+|(?=[^\s-]))(?P<path>\S+)$")
 _EDITABLE = re.compile(r"^(?:-e|--editable)(?:\s*=\s*|\s+|(?=[^\s-]))(?P<target>\S+)")
+_OPTION_NAME = re.compile(r"[\s=]")
 _ENV_VAR = re.compile(r"\$\{[^}]*\}")
 
 #: Test / development requirement files, by their place and name (POSIX, relative to the root).
@@ -45,6 +46,7 @@ _TEST_FILE = re.compile(
     r")$",
     re.IGNORECASE,
 )
+_UNWANTED_TOKENS = frozenset({"min", "minimum", "minimal", "oldest", "lowest", "mindeps"})
 #: Files that could make up a pinned ``requirements*.txt`` lock (docs files left out).
 _LOCK_CANDIDATE = re.compile(r"^(?:requirements[^/]*\.txt|requirements/[^/]+\.txt)$", re.IGNORECASE)
 
@@ -152,7 +154,8 @@ def _option(tree: Path, rel: str, line: str, result: RequirementFile, *, depth: 
             result.notes.append(f"{rel}: editable {short(target)!r} is not an index package; ignored")
             result.other_entries += 1
     else:
-        result.notes.append(f"{rel}: option {short(line.split()[0], 40)!r} ignored")
+        option = _OPTION_NAME.split(line, maxsplit=1)[0]
+        result.notes.append(f"{rel}: option {short(option, 40)!r} ignored")
 
 
 def _follow(tree: Path, rel: str, target: str, result: RequirementFile, *, depth: int, seen: set[str],
@@ -170,7 +173,7 @@ def _follow(tree: Path, rel: str, target: str, result: RequirementFile, *, depth
     try:
         text = read_declaration(tree, inc)
     except DeclarationError as exc:
-        result.notes.append(f"{rel}: -r {target!r}: {exc}")
+        result.notes.append(f"{rel}: -r {short(target, 80)!r}: {exc}")
         return
     result.included.append(inc)
     _read_lines(tree, inc, text, result, depth=depth + 1, seen=seen, project_name=project_name)
@@ -193,13 +196,19 @@ def _listing(tree: Path) -> list[str]:
     return sorted(out)
 
 
+def _unwanted(rel: str) -> bool:
+    """Documentation files, and minimum-version pins (a second, conflicting set: tests-min.txt)."""
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    return bool(set(re.split(r"[-_.]", stem)) & _UNWANTED_TOKENS) or "doc" in stem
+
+
 def requirement_files_for_tests(tree: Path) -> list[str]:
     """Test / development requirement files of the tree, sorted."""
-    return [rel for rel in _listing(tree) if _TEST_FILE.match(rel)]
+    return [rel for rel in _listing(tree) if _TEST_FILE.match(rel) and not _unwanted(rel)]
 
 
 def lock_candidate_files(tree: Path) -> list[str]:
     """``requirements*.txt`` and ``requirements/*.txt`` (documentation files left out), runtime first."""
-    found = [rel for rel in _listing(tree) if _LOCK_CANDIDATE.match(rel) and "doc" not in rel.lower()]
+    found = [rel for rel in _listing(tree) if _LOCK_CANDIDATE.match(rel) and not _unwanted(rel)]
     return sorted(found, key=lambda rel: (rel != "requirements.txt", bool(_TEST_FILE.match(rel)), rel))
 

@@ -84,6 +84,7 @@ def read_setup_cfg(tree: Path, select: Select) -> Reading:
     except configparser.Error as exc:
         out.notes.append(f"{SETUP_CFG}: not a valid INI file ({short(str(exc), 100)}); ignored")
         return out
+    out.defines_package = parser.has_section("metadata") or parser.has_section("options")
     name = parser.get("metadata", "name", fallback="").strip()
     out.name = canonicalize_name(name) if name else None
     pyreq = parser.get("options", "python_requires", fallback="").strip()
@@ -92,7 +93,7 @@ def read_setup_cfg(tree: Path, select: Select) -> Reading:
         out.runtime_declared = True
         where = f"{SETUP_CFG} [options] install_requires"
         out.parts.append(Part(where, tuple(_cfg_requirements(tree, parser.get("options", "install_requires"),
-                                                              where, out.notes))))
+                                                              where, out.notes)), runtime=True))
     if parser.has_section("options.extras_require"):
         for extra, value in parser.items("options.extras_require"):
             where = f"{SETUP_CFG} [options.extras_require] {extra}"
@@ -199,7 +200,7 @@ def read_setup_py(tree: Path, select: Select) -> Reading:
     out = Reading()
     if not exists(tree, SETUP_PY):
         return out
-    out.present = True
+    out.present = out.defines_package = True
     try:
         module = ast.parse(read_declaration(tree, SETUP_PY), filename=SETUP_PY)
     except DeclarationError as exc:
@@ -237,15 +238,27 @@ def read_setup_py(tree: Path, select: Select) -> Reading:
             computed.append(key)
             return None
 
-    if "name" in keywords and isinstance(v := value("name"), str) and v.strip():
-        out.name = canonicalize_name(v)
-    if "python_requires" in keywords and isinstance(v := value("python_requires"), str):
-        out.python_requires = v.strip() or None
+    if "name" in keywords:
+        try:
+            name = _static(keywords["name"], names)
+        except _Computed:
+            name = None   # a computed name only loses the self-reference check
+        if isinstance(name, str) and name.strip():
+            out.name = canonicalize_name(name)
+    if "python_requires" in keywords:
+        try:
+            pyreq = _static(keywords["python_requires"], names)
+        except _Computed:
+            pyreq = None
+            out.notes.append(f"{SETUP_PY} computes python_requires; not executed (no Python version check)")
+        if isinstance(pyreq, str):
+            out.python_requires = pyreq.strip() or None
     if "install_requires" in keywords:
         raw = value("install_requires")
         if raw is not None:
             try:
-                out.parts.append(Part(f"{SETUP_PY} install_requires (static)", tuple(_as_requirements(raw))))
+                out.parts.append(Part(f"{SETUP_PY} install_requires (static)", tuple(_as_requirements(raw)),
+                                      runtime=True))
                 out.runtime_declared = True
             except _Computed:
                 computed.append("install_requires")
@@ -259,8 +272,10 @@ def read_setup_py(tree: Path, select: Select) -> Reading:
                     computed.append(f"extras_require[{extra!r}]")
                     continue
                 if isinstance(extra, str):
-                    out.extras[extra] = listed
-                    if select(extra.split(":")[0]) and listed:
+                    name, _, marker = extra.partition(":")
+                    listed = [with_marker(r, marker) for r in listed] if marker.strip() else listed
+                    out.extras.setdefault(name, []).extend(listed)
+                    if select(name) and listed:
                         out.parts.append(Part(f"{SETUP_PY} extras_require {extra} (static)", tuple(listed)))
         elif raw is not None:
             computed.append("extras_require")
@@ -276,6 +291,13 @@ def read_setup_py(tree: Path, select: Select) -> Reading:
     if computed:
         out.notes.append(f"{SETUP_PY} computes its requirements ({', '.join(dict.fromkeys(computed))}); not executed")
     return out
+
+
+def with_marker(requirement: str, marker: str) -> str:
+    """``requirement`` that applies only where ``marker`` holds (setuptools' ``"extra:marker"`` keys)."""
+    base, sep, own = requirement.partition(";")
+    return f"{base.strip()}; ({own.strip()}) and ({marker.strip()})" if sep and own.strip() \
+        else f"{base.strip()}; {marker.strip()}"
 
 
 def _literal_node(value: Any) -> ast.expr:
