@@ -732,3 +732,14 @@ def test_pinned_requirement_files_that_leave_out_the_projects_own_dependencies_g
     assert d.sources == ("requirements/tests.txt", "pyproject.toml [project] dependencies")
     assert d.pinned is False
     assert has_note(d, "leave out 1 of the project's own dependencies")
+
+
+def test_a_dependency_group_cycle_is_noted_not_followed_forever(tmp_path: Path) -> None:
+    tree = project(tmp_path, {"pyproject.toml": '''
+        [dependency-groups]
+        test = ["pytest", {include-group = "more"}]
+        more = ["hypothesis", {include-group = "test"}]
+        '''})
+    d = read_declared(tree)
+    assert d.requirements == ("pytest", "hypothesis")
+    assert has_note(d, "cycle")

@@ -21,13 +21,14 @@ left out is a note, never an exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from noa_core.manifest import PythonEnvConfig
+from noa_core.pyenv._collector import Collector
 from noa_core.pyenv._files import (
     DeclarationError,
     Part,
@@ -35,8 +36,6 @@ from noa_core.pyenv._files import (
     exists,
     is_exact_pin,
     parse_requirement,
-    redact,
-    requirement_key,
     short,
 )
 from noa_core.pyenv.lockfiles import LOCK_FILES, LockRead, read_lock
@@ -61,8 +60,6 @@ from noa_core.pyenv.setup_static import (
 )
 from noa_core.pyenv.tox_ini import TOX_INI, read_tox_ini
 
-MAX_REQUIREMENTS = 5000
-MAX_NOTES = 200
 _TESTY = frozenset({"test", "tests", "testing", "dev", "devel", "develop", "development"})
 _TESTY_PREFIX = re.compile(r"^(test|tests|testing)-")
 
@@ -89,79 +86,6 @@ def test_like(name: str) -> bool:
 test_like.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
 
 
-@dataclass
-class _Collector:
-    """Requirements merged in order, de-duplicated, self-references expanded."""
-
-    project_name: str | None
-    extras: dict[str, list[str]]
-    requirements: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    files_read: set[str] = field(default_factory=set)
-    _seen: set[str] = field(default_factory=set)
-    _pins: dict[str, str] = field(default_factory=dict)
-
-    def note(self, text: str) -> None:
-        text = redact(text)
-        if text not in self.notes and len(self.notes) < MAX_NOTES:
-            self.notes.append(text)
-
-    def notes_from(self, notes: Iterable[str]) -> None:
-        for n in notes:
-            self.note(n)
-
-    def add(self, source: str, raws: Iterable[str]) -> None:
-        raws = list(raws)
-        before = len(self.requirements)
-        self._add(source, raws, expanding=())
-        if len(self.requirements) > before and source not in self.sources:
-            self.sources.append(source)   # a source that only repeats earlier ones is not listed
-
-    def _add(self, source: str, raws: list[str], expanding: tuple[str, ...]) -> None:
-        for raw in raws:
-            req = parse_requirement(raw.strip())
-            if isinstance(req, str):
-                self.note(f"{source}: {short(raw)!r} is not a valid requirement ({req}); ignored")
-                continue
-            if req.url:
-                self.note(f"{source}: {req.name} @ {short(req.url, 60)} is a URL, not an index package; ignored")
-                continue
-            if self.project_name and canonicalize_name(req.name) == self.project_name:
-                self._self_reference(source, req.name, sorted(req.extras), expanding)
-                continue
-            key = requirement_key(req)
-            if key in self._seen:
-                continue
-            if is_exact_pin(req) and req.marker is None:
-                name = canonicalize_name(req.name)
-                earlier = self._pins.get(name)
-                if earlier is not None and earlier != str(req.specifier):
-                    self.note(f"{source}: {req} conflicts with the earlier pin {name}{earlier}; the first is kept")
-                    continue
-                self._pins[name] = str(req.specifier)
-            if len(self.requirements) >= MAX_REQUIREMENTS:
-                self.note(f"more than {MAX_REQUIREMENTS} requirements; the rest ignored")
-                return
-            self._seen.add(key)
-            self.requirements.append(str(req))
-
-    def _self_reference(self, source: str, name: str, extras: list[str], expanding: tuple[str, ...]) -> None:
-        if not extras:
-            self.note(f"{source}: {name} is the project itself; dropped")
-            return
-        for extra in extras:
-            wanted = canonicalize_name(extra)
-            if wanted in expanding:
-                continue
-            found = next((reqs for e, reqs in self.extras.items() if canonicalize_name(e) == wanted), None)
-            if found is None:
-                self.note(f"{source}: {name}[{extra}] names an extra the project does not declare; ignored")
-                continue
-            self.note(f"{source}: {name}[{extra}] is the project itself; its {extra!r} requirements are used")
-            self._add(source, found, expanding + (wanted,))
-
-
 def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> DeclaredRequirements:
     """What ``tree`` declares (see the module docstring). Raises only :class:`NotADirectoryError`."""
     tree = Path(tree)
@@ -186,7 +110,7 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> Declared
     spy = read_setup_py(tree, select)
     name = py.name or cfg.name or spy.name
     extras = {**spy.extras, **cfg.extras, **py.extras}
-    c = _Collector(project_name=name, extras=extras)
+    c = Collector(project_name=name, extras=extras)
     c.notes_from(early_notes)
     python_requires = py.python_requires or cfg.python_requires or spy.python_requires
 
@@ -244,7 +168,7 @@ def _group_names(pp: PyProject | None) -> set[str]:
     return names
 
 
-def _first_lock(tree: Path, c: _Collector) -> LockRead | None:
+def _first_lock(tree: Path, c: Collector) -> LockRead | None:
     for rel in LOCK_FILES:
         if not exists(tree, rel):
             continue
@@ -255,7 +179,7 @@ def _first_lock(tree: Path, c: _Collector) -> LockRead | None:
     return None
 
 
-def _pinned_requirement_files(tree: Path, c: _Collector) -> bool:
+def _pinned_requirement_files(tree: Path, c: Collector) -> bool:
     """``requirements*.txt`` files that are all exact pins make a lock: used alone."""
     candidates = lock_candidate_files(tree)
     files: list[RequirementFile] = []
@@ -280,7 +204,7 @@ def _runtime_parts(py: Reading, cfg: Reading, spy: Reading) -> list[Part]:
     return [part for reading in readings for part in reading.parts if part.runtime]
 
 
-def _cover_runtime(c: _Collector, runtime: list[Part]) -> None:
+def _cover_runtime(c: Collector, runtime: list[Part]) -> None:
     """Pinned requirement files (pip-compile output) may leave out the project's own dependencies
     (the project is installed without its dependencies): those not pinned there are added as declared."""
     pinned_names = {canonicalize_name(r.name) for r in map(parse_requirement, c.requirements)
@@ -295,7 +219,7 @@ def _cover_runtime(c: _Collector, runtime: list[Part]) -> None:
             c.add(part.source, missing)
 
 
-def _add_requirement_file(c: _Collector, rf: RequirementFile) -> None:
+def _add_requirement_file(c: Collector, rf: RequirementFile) -> None:
     if rf.rel in c.files_read:
         return   # already read, through another file's -r
     c.add(rf.rel, rf.requirements)
@@ -307,13 +231,13 @@ def _add_requirement_file(c: _Collector, rf: RequirementFile) -> None:
     c.notes_from(rf.notes)
 
 
-def _add_reading(c: _Collector, reading: Reading) -> None:
+def _add_reading(c: Collector, reading: Reading) -> None:
     for part in reading.parts:
         c.add(part.source, part.requirements)
     c.notes_from(reading.notes)
 
 
-def _merge(tree: Path, c: _Collector, py: Reading, cfg: Reading, spy: Reading) -> None:
+def _merge(tree: Path, c: Collector, py: Reading, cfg: Reading, spy: Reading) -> None:
     """No lock: every declaration, in the order of trust."""
     _add_reading(c, py)
     # setuptools reads setup.cfg / setup.py requirements only when pyproject does not state them
@@ -334,7 +258,7 @@ def _merge(tree: Path, c: _Collector, py: Reading, cfg: Reading, spy: Reading) -
     _add_reading(c, read_tox_ini(tree))
 
 
-def _requirement_file(tree: Path, c: _Collector, rel: str) -> bool:
+def _requirement_file(tree: Path, c: Collector, rel: str) -> bool:
     try:
         rf = read_requirement_file(tree, rel, project_name=c.project_name)
     except DeclarationError as exc:
@@ -344,7 +268,7 @@ def _requirement_file(tree: Path, c: _Collector, rel: str) -> bool:
     return rf.all_pinned
 
 
-def _configured(tree: Path, sources: list[str], c: _Collector, select: Callable[[str], bool],
+def _configured(tree: Path, sources: list[str], c: Collector, select: Callable[[str], bool],
                 py: Reading, cfg: Reading, spy: Reading) -> bool:
     """noa.yaml ``python_env.sources``: exactly these files, in order. True when all are locks / pins."""
     pinned = True
