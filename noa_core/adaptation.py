@@ -59,5 +59,11 @@ def adapt(tree: Path, project: str, results: Mapping[str, AnalyzerResult],
     if existing is not None:
         return existing, "source"
     manifest = generate_manifest(project, results, version)
+    if manifest.language == "python":
+        from noa_core.pyenv.declared import read_declared
+
+        sources = list(read_declared(tree).sources)[:64]
+        manifest = manifest.model_copy(update={"python_env": manifest.python_env.model_copy(
+            update={"resolved_from": sources})})
     (tree / MANIFEST_FILENAME).write_text("# written by NOA ARK OS from its analysis; edit freely\n" + dump_manifest(manifest))
     return manifest, "generated"

@@ -167,6 +167,10 @@ class PythonEnvConfig(_Section):
                                     description="extras / dependency groups to use instead of the test/dev name heuristic")
     index_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = Field(
         None, description="the package index (simple API) for this project; default NOA's setting or PyPI")
+    resolved_from: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list, max_length=64,
+        description="written by NOA: what the environment was made from when this file was generated "
+                    "(informational; `sources` is the override)")
 
     _check_sources = field_validator("sources")(_no_parent_refs)
 

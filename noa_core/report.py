@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 class TestsSummary(BaseModel):
     command: list[str] | None = None
-    status: Literal["passed", "failed", "error", "no tests", "timeout", "skipped"] = "skipped"
+    status: Literal["passed", "failed", "error", "no tests", "timeout", "skipped", "unknown"] = "skipped"
     reason: str = ""
     passed: int = 0
     failed: int = 0
@@ -21,6 +21,8 @@ class TestsSummary(BaseModel):
     seconds: float = 0.0
     isolation: str | None = None
     log: str | None = None
+    environment: dict[str, Any] | None = Field(
+        None, description="the project's own environment: hash, packages, sources, seconds (Python suites)")
 
 
 class AnalyzerStatus(BaseModel):
@@ -114,6 +116,12 @@ def render_markdown(report: DropReport) -> str:
                f"<details><summary>prompt and raw answer</summary>\n\n```\n{ai.get('prompt', '')}\n```\n\n"
                f"```\n{ai.get('raw_answer', '')}\n```\n</details>") if ai.get("status") == "ok" or ai.get("raw_answer") \
         else f"skipped: {ai.get('reason', 'not run')}"
+    env = t.environment or {}
+    env_text = ("none (not a Python suite)" if not env else
+                f"`{str(env.get('hash', ''))[:12]}` - {env.get('packages', 0)} packages"
+                f"{' (reused)' if env.get('reused') else ''}, from {', '.join(env.get('sources') or ['nothing declared'])}"
+                f", {sum((env.get('seconds') or {}).get(k, 0.0) for k in ('resolve', 'fetch', 'install', 'project')):.1f} s"
+                if env.get("status") == "ready" else f"{env.get('status')}: {env.get('reason', '')}")
     return f"""# Code drop `{report.drop_id}`
 
 | | |
@@ -124,6 +132,7 @@ def render_markdown(report: DropReport) -> str:
 | commit | `{report.commit[:12]}` on `{report.branch}` |
 | confidence | **{report.confidence:.2f}** (raw {report.confidence_detail.raw:.2f}) |
 | tests | {t.status}: {t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped{f', {t.subtests_passed} subtests passed' if t.subtests_passed else ''} {('- ' + t.reason) if t.reason else ''} |
+| test environment | {env_text} |
 | licence | {report.licence or 'unknown'} |
 | build | {report.build_system or 'not detected'} |
 | dependencies | {deps} |

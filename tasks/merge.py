@@ -90,7 +90,7 @@ def validate_project_task(settings: NoaSettings, commit: str, plan: TestPlan, ru
     """One project's tests on the candidate tree, isolated (NOA_HOME hidden from the tests)."""
     layout = settings.layout()
     return validate_project(WorkspaceRepo(layout).git, commit, plan, layout.tmp / "merge" / run_id,
-                            settings.exec, hide_paths=(layout.root,))
+                            settings.exec, hide_paths=(layout.root,), home=layout.root)
 
 
 @task(name="move-integration", cache_policy=NO_CACHE)

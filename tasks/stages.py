@@ -88,11 +88,17 @@ async def semgrep_task(settings: NoaSettings, project_dir: str) -> dict[str, Any
 @task(name="python-benchmarks", cache_policy=NO_CACHE)
 async def python_benchmarks_task(settings: NoaSettings, project_dir: str, manifest: NoaManifest | None,
                                  run_id: str) -> dict[str, Any]:
-    from noa_core.stages.performance import run_pytest_benchmarks
+    from noa_core.pyenv.provider import prepare_python_env
+    from noa_core.stages.performance import has_pytest_benchmarks, run_pytest_benchmarks
 
     layout = settings.layout()
+    hide = (str(layout.root),)
+    env = None
+    if has_pytest_benchmarks(Path(project_dir)):
+        env = await asyncio.to_thread(prepare_python_env, Path(project_dir), home=layout.root, limits=settings.exec,
+                                      config=manifest.python_env if manifest else None, hide_paths=hide)
     run = await asyncio.to_thread(run_pytest_benchmarks, Path(project_dir), manifest, settings.exec,
-                                  layout.tmp / "bench" / run_id, hide_paths=(str(layout.root),))
+                                  layout.tmp / "bench" / run_id, hide_paths=hide, python_env=env)
     return run.as_dict()
 
 

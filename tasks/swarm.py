@@ -57,7 +57,7 @@ def swarm_context(settings: NoaSettings, *, run_id: str, agent: str, project: st
     layout = settings.layout().ensure()
     return SwarmContext(work_parent=layout.tmp / "swarm" / run_id, limits=settings.exec, hive=hive_of(settings),
                         agent=agent, hide_paths=(str(layout.root),), project=project, shards=shards, reuse=reuse,
-                        content_hash=content)
+                        content_hash=content, home=layout.root)
 
 
 def read_knowledge(settings: NoaSettings, project_dir: str, project: str | None) -> dict[str, Any]:

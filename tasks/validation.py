@@ -11,7 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.config import NoaSettings
 from noa_core.manifest import NoaManifest
-from noa_core.validation.runner import run_test_suite, suggest_pythonpath
+from noa_core.pyenv.provider import prepare_python_env
+from noa_core.validation.runner import is_python_command, run_test_suite, suggest_pythonpath
 
 
 def test_plan(manifest: NoaManifest, results: dict[str, AnalyzerResult], tree: Path) -> tuple[list[str] | None, list[str]]:
@@ -37,8 +38,11 @@ def validate_task(settings: NoaSettings, tree: Path, manifest: NoaManifest, resu
     work_parent = settings.layout().tmp / "validate" / drop_id
     work_parent.mkdir(parents=True, exist_ok=True)
     # NOA_HOME (registry, other drops, reports) is hidden from the dropped code; its work copy stays.
+    hide = (str(settings.layout().root),)
+    env = (prepare_python_env(tree, home=settings.layout().root, limits=limits, config=manifest.python_env,
+                              hide_paths=hide) if is_python_command(command) else None)
     run = run_test_suite(tree, command, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                         keep_work_copy=False, hide_paths=(settings.layout().root,))
+                         keep_work_copy=False, hide_paths=hide, python_env=env)
     counts = run.counts
     reason = "; ".join(run.notes)
     if run.retried_without_addopts:
@@ -49,4 +53,5 @@ def validate_task(settings: NoaSettings, tree: Path, manifest: NoaManifest, resu
             "subtests_passed": counts.subtests_passed if counts else 0,
             "subtests_failed": counts.subtests_failed if counts else 0,
             "summary_line": counts.summary_line if counts else "", "seconds": round(run.seconds, 3),
-            "isolation": run.isolation, "log": str(run.log_path)}
+            "isolation": run.isolation, "log": str(run.log_path),
+            "environment": env.summary() if env is not None else None}

@@ -11,6 +11,22 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One cache of project environments (resolutions, wheels, venvs) for the whole run, xdist
+    workers included: every test's NOA_HOME is new, and rebuilding the same environments in
+    each would only test the network. Safe to share: every entry is content-addressed and
+    renamed into place whole. A test that needs a cold cache sets NOA_PYENV_CACHE itself."""
+    if os.environ.get("NOA_PYENV_CACHE"):
+        return
+    import tempfile
+    from pathlib import Path
+
+    worker = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    shared = Path(tempfile.gettempdir()) / f"noa-test-pyenv-{worker}"
+    shared.mkdir(parents=True, exist_ok=True)
+    os.environ["NOA_PYENV_CACHE"] = str(shared)
+
+
 @pytest.fixture(scope="session")
 def prefect_api_url() -> Iterator[str]:
     """A real Prefect server on SQLite for this test session; yields its API URL."""

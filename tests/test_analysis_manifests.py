@@ -208,7 +208,8 @@ def test_tests_pytest_src_layout(project: Path) -> None:
     assert pytest_suite["files"] == 1
     assert pytest_suite["pythonpath"] == "src"
     assert pytest_suite["config"] == "pyproject.toml"
-    assert r.data["command"] == ["python", "-m", "pytest", "tests"]
+    # pytest is configured: it runs as the project's people run it, its config choosing the paths
+    assert r.data["command"] == ["python", "-m", "pytest"]
     frameworks = {s["framework"]: s for s in r.data["suites"]}
     assert frameworks["cargo"]["command"] == ["cargo", "test"]
     assert frameworks["go"]["command"] == ["go", "test", "./..."]

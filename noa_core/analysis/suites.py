@@ -98,7 +98,10 @@ class TestsAnalyzer:
         suite: dict[str, Any] = {"framework": framework, "path": roots[0], "paths": roots,
                                  "files": len(tests)}
         if framework == "pytest":
-            suite["command"] = ["python", "-m", "pytest", *roots]
+            # A project that configures pytest (testpaths, doctest options, ...) is run the way its
+            # own people run it: plain `pytest` from its root, the configuration deciding what to
+            # collect (inflect's --doctest-modules finds doctests outside tests/, for example).
+            suite["command"] = ["python", "-m", "pytest"] if config_source else ["python", "-m", "pytest", *roots]
         else:
             suite["command"] = ["python", "-m", "unittest", "discover", "-s", roots[0], "-t", "."]
             # pytest runs unittest suites too, with richer reports.

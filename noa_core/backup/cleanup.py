@@ -8,7 +8,10 @@ Candidates, each with its size and the reason:
                 (A-D, which NOA re-creates) and were not touched for N hours;
 * ``archive``   blobs in ``archive/`` that no registered duplicate points at any more
                 (from the workspace registry), and stray ``.tmp`` files of crashed writers;
-* ``tmp``       entries of ``tmp/`` older than N hours.
+* ``tmp``       entries of ``tmp/`` older than N hours;
+* ``pyenv``     dropped projects' environments, project builds, resolutions and wheels not
+                used for N days (``NOA_HOME/pyenv`` or ``$NOA_PYENV_CACHE``; each reuse marks
+                them used), and half-built ones left by a crash.
 
 :func:`plan_cleanup` only reads; :func:`apply_cleanup` removes exactly the planned items
 (re-checking each still exists), so a dry run shows precisely what a real run removes.
@@ -26,6 +29,7 @@ from noa_core.backup.interface import BackupError
 from noa_core.backup.maintenance import Policy, apply_policy
 from noa_core.backup.service import BackendConfig, open_repository
 from noa_core.config import NoaSettings
+from noa_core.pyenv.provider import PyenvLayout
 
 SANDBOX_NAMES = frozenset({"A", "B", "C", "D"})
 
@@ -50,7 +54,7 @@ class CleanupPlan:
     def to_json(self) -> dict:
         return {"items": [i.__dict__ for i in self.items], "bytes": self.bytes, "skipped": self.skipped,
                 "counts": {k: sum(1 for i in self.items if i.kind == k)
-                           for k in ("snapshot", "drop", "sandbox", "archive", "tmp")}}
+                           for k in ("snapshot", "drop", "sandbox", "archive", "tmp", "pyenv")}}
 
 
 def _size(path: Path) -> int:
@@ -63,8 +67,25 @@ def _age_s(path: Path, now: float) -> float:
     return now - path.lstat().st_mtime
 
 
+def _plan_pyenv(plan: CleanupPlan, root: Path, now: float, env_days: float) -> None:
+    """Environments (and the rest of the project-environment cache) unused for ``env_days``."""
+    for sub, kind_name in (("envs", "environment"), ("sites", "project build"), ("resolutions", "resolution"),
+                           ("wheels", "wheel")):
+        folder = root / sub
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            age = _age_s(p, now)
+            if p.name.startswith(".") and age > 3600:
+                plan.items.append(CleanupItem("pyenv", str(p), _size(p), "left half-built by a crashed build"))
+            elif not p.name.startswith(".") and age > env_days * 86400:
+                plan.items.append(CleanupItem("pyenv", str(p), _size(p),
+                                              f"{kind_name} not used for {age / 86400:.0f} days"))
+
+
 def plan_cleanup(settings: NoaSettings, *, policy: Policy | None = None, backend: BackendConfig | None = None,
-                 drops_older_than_days: float = 30.0, keep_drops: int = 5, stale_hours: float = 24.0) -> CleanupPlan:
+                 drops_older_than_days: float = 30.0, keep_drops: int = 5, stale_hours: float = 24.0,
+                 env_days: float = 14.0) -> CleanupPlan:
     plan = CleanupPlan()
     layout = settings.layout()
     now = time.time()
@@ -116,6 +137,7 @@ def plan_cleanup(settings: NoaSettings, *, policy: Policy | None = None, backend
             age = _age_s(p, now)
             if age > stale_hours * 3600:
                 plan.items.append(CleanupItem("tmp", str(p), _size(p), f"untouched for {age / 3600:.0f} h"))
+    _plan_pyenv(plan, PyenvLayout.for_home(layout.root).root, now, env_days)
     return plan
 
 
@@ -142,6 +164,7 @@ def apply_cleanup(settings: NoaSettings, plan: CleanupPlan, *, backend: BackendC
     """Remove exactly the planned items; snapshots through the repository (then prune)."""
     removed: list[dict] = []
     root = settings.layout().root
+    pyenv_root = PyenvLayout.for_home(root).root
     snaps = [i for i in plan.items if i.kind == "snapshot"]
     pruned = None
     if snaps and backend is not None:
@@ -158,7 +181,8 @@ def apply_cleanup(settings: NoaSettings, plan: CleanupPlan, *, backend: BackendC
         if i.kind == "snapshot":
             continue
         p = Path(i.target)
-        if not p.resolve().is_relative_to(root) or not os.path.lexists(p):
+        allowed = pyenv_root if i.kind == "pyenv" else root
+        if not p.resolve().is_relative_to(allowed) or not os.path.lexists(p):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

@@ -38,18 +38,21 @@ from noa_core.manifest import (
     MANIFEST_FILENAME,
     MAX_MANIFEST_BYTES,
     NoaManifest,
+    PythonEnvConfig,
     parse_manifest,
 )
 from noa_core.sandbox.conflicts import merge_tree, queue_commit
 from noa_core.sandbox.git import Git, WorkspaceError
 from noa_core.sandbox.repository import PROJECTS_DIR, WorkspaceRepo
 from noa_core.sandbox.sandboxes import WORK_SANDBOXES, Sandbox
-from noa_core.validation.runner import run_test_suite, suggest_pythonpath
+from noa_core.pyenv.provider import prepare_python_env
+from noa_core.validation.runner import is_python_command, run_test_suite, suggest_pythonpath
 
 CLTREE_NOTE = "the CL tree (change log) does not exist yet in NOA ARK OS: this merge is recorded only in this report"
 
-Status = Literal["passed", "failed", "error", "timeout", "no tests", "skipped"]
-_FAILING: tuple[str, ...] = ("failed", "error", "timeout")
+Status = Literal["passed", "failed", "error", "timeout", "no tests", "skipped", "unknown"]
+# unknown (no environment could be made for the project): the integration cannot be shown to pass
+_FAILING: tuple[str, ...] = ("failed", "error", "timeout", "unknown")
 
 
 class MergeError(WorkspaceError):
@@ -218,6 +221,7 @@ class TestPlan:
     timeout_s: float = 600.0
     skip_reason: str | None = None
     error: str | None = None                   # an unreadable noa.yaml: the project fails validation
+    python_env: dict[str, Any] | None = None   # noa.yaml's python_env section
 
 
 def _read_blob(git: Git, spec: str, limit: int) -> bytes | None:
@@ -243,7 +247,7 @@ def read_test_plan(git: Git, commit: str, project: str) -> TestPlan:
     if not manifest.test.command:
         return TestPlan(project, tree, None, skip_reason=f"{MANIFEST_FILENAME} has no test.command")
     return TestPlan(project, tree, tuple(manifest.test.command), tuple(manifest.test.pythonpath),
-                    manifest.test.timeout_s)
+                    manifest.test.timeout_s, python_env=manifest.python_env.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -289,8 +293,11 @@ def export_project(git: Git, commit: str, project: str, dest: Path) -> Path:
 
 
 def validate_project(git: Git, commit: str, plan: TestPlan, work_parent: Path, limits: ExecLimits, *,
-                     hide_paths: Sequence[str | os.PathLike[str]] = ()) -> ProjectValidation:
-    """Run ``plan``'s tests on ``commit``'s version of the project, isolated, in a fresh copy."""
+                     hide_paths: Sequence[str | os.PathLike[str]] = (), home: Path | None = None) -> ProjectValidation:
+    """Run ``plan``'s tests on ``commit``'s version of the project, isolated, in a fresh copy.
+
+    A Python suite runs in the project's own environment (cached under ``home``, else
+    ``work_parent``); when none can be made the project's status is ``unknown``."""
     if plan.error:
         return ProjectValidation(plan.project, plan.tree, "error", reason=plan.error)
     if not plan.command:
@@ -301,9 +308,14 @@ def validate_project(git: Git, commit: str, plan: TestPlan, work_parent: Path, l
         pythonpath = list(plan.pythonpath)
         if not pythonpath and (plan.command[0].startswith("python") or plan.command[0].startswith("pytest")):
             pythonpath = suggest_pythonpath(src)
-        run = run_test_suite(src, list(plan.command), work_parent=work_parent,
-                             limits=limits.model_copy(update={"wall_seconds": plan.timeout_s}),
-                             pythonpath=pythonpath, keep_work_copy=False, hide_paths=hide_paths)
+        run_limits = limits.model_copy(update={"wall_seconds": plan.timeout_s})
+        env = None
+        if is_python_command(plan.command):
+            config = PythonEnvConfig.model_validate(plan.python_env) if plan.python_env else None
+            env = prepare_python_env(src, home=Path(home or work_parent), limits=run_limits, config=config,
+                                     hide_paths=tuple(str(p) for p in hide_paths))
+        run = run_test_suite(src, list(plan.command), work_parent=work_parent, limits=run_limits,
+                             pythonpath=pythonpath, keep_work_copy=False, hide_paths=hide_paths, python_env=env)
     finally:
         shutil.rmtree(src, ignore_errors=True)
     counts = run.counts

@@ -28,6 +28,7 @@ from typing import Any
 from noa_core.config import ExecLimits
 from noa_core.isolation import make_work_copy, run_isolated
 from noa_core.manifest import NoaManifest
+from noa_core.pyenv.provider import EnvChoice
 
 __all__ = [
     "Baselines",
@@ -107,23 +108,38 @@ def parse_pytest_benchmark_json(doc: Mapping[str, Any]) -> dict[str, float]:
 
 
 def run_pytest_benchmarks(tree: Path, manifest: NoaManifest | None, limits: ExecLimits, work_parent: Path,
-                          *, hide_paths: Sequence[str] = ()) -> BenchmarkRun:
-    """``pytest --benchmark-only --benchmark-json`` in an isolated work copy."""
+                          *, hide_paths: Sequence[str] = (), python_env: EnvChoice | None = None) -> BenchmarkRun:
+    """``pytest --benchmark-only --benchmark-json`` in an isolated work copy, in the project's own
+    environment (``python_env``; pytest-benchmark must be among what the project declares)."""
     source = "pytest-benchmark"
     if not has_pytest_benchmarks(tree):
         return BenchmarkRun(source, "skipped", reason="no pytest benchmarks in the project")
-    if importlib.util.find_spec("pytest_benchmark") is None:
+    python = sys.executable
+    env: dict[str, str] = {}
+    readonly: list[str] = []
+    if python_env is not None:
+        if not python_env.ready or python_env.env is None:
+            return BenchmarkRun(source, "failed", reason=f"unknown: no environment for the project: {python_env.reason}")
+        if not python_env.env.has("pytest-benchmark"):
+            return BenchmarkRun(source, "skipped", reason="pytest-benchmark is not among the project's dependencies")
+        python = str(python_env.env.python)
+        readonly += list(python_env.readonly_paths)
+        env["PATH"] = f"{python_env.env.bin_dir}:/usr/local/bin:/usr/bin:/bin"
+    elif importlib.util.find_spec("pytest_benchmark") is None:
         return BenchmarkRun(source, "skipped", reason="pytest-benchmark not installed")
     work_parent.mkdir(parents=True, exist_ok=True)
     work = make_work_copy(tree, work_parent)
     out = work / ".noa-benchmark.json"
-    env = {}
-    if manifest is not None and manifest.test.pythonpath:
-        env["PYTHONPATH"] = ":".join(str(work / p) for p in manifest.test.pythonpath)
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
+    path = [str(work / p) for p in manifest.test.pythonpath] if manifest is not None else []
+    if python_env is not None and python_env.site is not None:
+        path.append(str(python_env.site))
+    if path:
+        env["PYTHONPATH"] = ":".join(path)
+    argv = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
             f"--benchmark-json={out}", "-o", "addopts="]
     try:
-        res = run_isolated(argv, work, limits, env=env, hide_paths=hide_paths, merge_stderr=True)
+        res = run_isolated(argv, work, limits, env=env, hide_paths=hide_paths, merge_stderr=True,
+                           readonly_paths=readonly)
         if res.timed_out:
             return BenchmarkRun(source, "failed", reason="pytest --benchmark-only timed out", seconds=res.seconds)
         try:

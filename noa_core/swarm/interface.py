@@ -197,6 +197,7 @@ class SwarmContext:
     reuse: bool = True  # take identical work from the hive instead of doing it again
     content_hash: str | None = None  # of the tree; computed when absent
     max_parallel: int | None = None  # shards run at once (default: shards)
+    home: Path | None = None  # NOA_HOME: where project environments are cached (default: work_parent)
 
     def for_agent(self, agent: str) -> "SwarmContext":
         return replace(self, agent=agent)

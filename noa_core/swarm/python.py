@@ -48,7 +48,8 @@ from noa_core.swarm.interface import (
     through_hive,
 )
 from noa_core.swarm.sharding import Collection, Shard, ShardPlan, ShardRun
-from noa_core.validation.runner import suggest_pythonpath
+from noa_core.pyenv.provider import EnvChoice, prepare_python_env
+from noa_core.validation.runner import is_python_command, suggest_pythonpath
 
 __all__ = [
     "PythonToolchain",
@@ -180,10 +181,15 @@ class TestsJob:
     shards: int
     reuse: bool
     agent: str
+    python_env: Mapping[str, Any] | None = None  # EnvChoice.as_dict(): the project's own environment
 
     @property
     def exec_limits(self) -> ExecLimits:
         return ExecLimits.model_validate(dict(self.limits))
+
+    @property
+    def env_choice(self) -> EnvChoice | None:
+        return EnvChoice.from_dict(dict(self.python_env)) if self.python_env else None
 
     def meta(self) -> ResultMeta:
         return ResultMeta(toolchain="python", check="tests", tool="pytest", tool_version=self.tool_version,
@@ -199,6 +205,16 @@ class TestsJob:
         return cls(**fields)
 
 
+def project_env(tree: Path, command: Sequence[str], ctx: SwarmContext, limits: ExecLimits) -> EnvChoice | None:
+    """The project's own environment for a Python test command (None for other commands)."""
+    if not is_python_command(command):
+        return None
+    manifest = _manifest(tree)
+    home = ctx.home or Path(ctx.work_parent)
+    return prepare_python_env(tree, home=home, limits=limits, config=manifest.python_env if manifest else None,
+                              hide_paths=tuple(ctx.hide_paths))
+
+
 def _suite(tree: Path) -> tuple[list[str], list[str], float | None]:
     manifest = _manifest(tree)
     command = list(manifest.test.command) if manifest and manifest.test.command else list(DEFAULT_TEST_COMMAND)
@@ -209,7 +225,11 @@ def _suite(tree: Path) -> tuple[list[str], list[str], float | None]:
     return command, pythonpath, timeout
 
 
-def tests_tool_version() -> str:
+def tests_tool_version(env: EnvChoice | None = None) -> str:
+    """What, besides the tree, decides a test result: the project's environment (or NOA's)."""
+    if env is not None and env.env is not None:
+        pytest_pin = next((p for p in env.env.packages if p.startswith("pytest==")), "pytest==?")
+        return f"{pytest_pin.replace('==', ' ')}; {env.env.interpreter}; project env {env.env.key}"
     return (f"pytest {pytest_version() or '?'}; {platform.python_implementation()} {platform.python_version()}; "
             f"env {environment_fingerprint()}")
 
@@ -223,7 +243,8 @@ def begin_tests(tree: Path, ctx: SwarmContext) -> tuple[TestsJob, CheckResult | 
     kind, why = sharding.suite_kind(command)
     limits = ctx.limits if timeout is None else ctx.limits.model_copy(update={"wall_seconds": timeout})
     chash = ctx.content_hash or content_hash(tree)
-    version = tests_tool_version()
+    env = project_env(tree, command, ctx, limits)
+    version = tests_tool_version(env)
     # the shard count is not part of the key: the aggregate equals a single run's counts
     key = result_key("pytest", version, chash, [*command, "pythonpath=" + ":".join(pythonpath)],
                      kind="python/tests")
@@ -231,8 +252,15 @@ def begin_tests(tree: Path, ctx: SwarmContext) -> tuple[TestsJob, CheckResult | 
     job = TestsJob(tree=str(tree), command=tuple(command), pythonpath=tuple(pythonpath), kind=kind, why_whole=why,
                    content_hash=chash, tool_version=version, project=ctx.project or project_name(tree),
                    limits=limits.model_dump(), key=key, work_parent=str(work), hide_paths=tuple(ctx.hide_paths),
-                   shards=max(1, int(ctx.shards)), reuse=ctx.reuse, agent=ctx.agent)
-    if pytest_version() is None and kind != "other":
+                   shards=max(1, int(ctx.shards)), reuse=ctx.reuse, agent=ctx.agent,
+                   python_env=env.as_dict() if env is not None else None)
+    if env is not None and not env.ready:
+        return job, CheckResult(toolchain="python", check="tests", status="failed", tool="pytest",
+                                reason=f"unknown: no environment for the project: {env.reason}",
+                                tool_version=version, command=tuple(command),
+                                data={"outcome": "unknown", "environment": env.summary(),
+                                      "uncacheable": "no environment: nothing was run"})
+    if env is None and pytest_version() is None and kind != "other":
         return job, skipped_result("python", "tests", Toolchain.not_installed("pytest"), tool="pytest")
     if ctx.hive is not None:
         payload = ctx.hive.begin(key, ctx.agent, reuse=ctx.reuse, lease_s=float(limits.wall_seconds) * 2 + 120)
@@ -288,7 +316,8 @@ def _collect(job: TestsJob, ctx: SwarmContext) -> Collection:
             ctx.hive.record_hit(key)  # type: ignore[union-attr]
             return replace(Collection.from_dict(hit["collection"]), reused=True, seconds=0.0)
     collection = sharding.collect_tests(Path(job.tree), job.command, work_parent=Path(job.work_parent),
-                                        limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths)
+                                        limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                                        python_env=job.env_choice)
     if key is not None and collection.usable and collection.outcome == "passed":
         meta = ResultMeta(toolchain="python", check="collect", tool="pytest", tool_version=job.tool_version,
                           content_hash=job.content_hash, command=job.command)
@@ -353,7 +382,8 @@ def run_test_shard(job: TestsJob, shard: Shard, clear_addopts: bool = False) -> 
     """One agent's shard, isolated in its own work copy."""
     return sharding.run_shard(Path(job.tree), job.command, shard, work_parent=Path(job.work_parent),
                               limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                              clear_addopts=clear_addopts, kind=job.kind)  # type: ignore[arg-type]
+                              clear_addopts=clear_addopts, kind=job.kind,  # type: ignore[arg-type]
+                              python_env=job.env_choice)
 
 
 def _reason(outcome: str, runs: Sequence[ShardRun], job: TestsJob) -> str:
@@ -407,7 +437,7 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
                 alone = sharding.rerun_failed(Path(job.tree), job.command, only_sharded,
                                               work_parent=Path(job.work_parent), limits=job.exec_limits,
                                               pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                                              clear_addopts=clear)
+                                              clear_addopts=clear, python_env=job.env_choice)
                 dependent = [n for n in only_sharded[:sharding.MAX_RERUN_IDS] if n in set(alone.failed)]
                 flaky += [n for n in only_sharded[:sharding.MAX_RERUN_IDS]
                           if n not in set(alone.failed) and alone.counts is not None]
@@ -440,7 +470,7 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
                 rerun = sharding.rerun_failed(Path(job.tree), job.command, rerun_ids,
                                               work_parent=Path(job.work_parent), limits=job.exec_limits,
                                               pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                                              clear_addopts=clear)
+                                              clear_addopts=clear, python_env=job.env_choice)
                 if rerun.outcome in ("passed", "failed") and rerun.counts is not None:
                     again = set(rerun.failed)
                     flaky += [n for n in rerun_ids if n not in again]
@@ -480,6 +510,7 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
             "failed_tests": failed[:200], "flaky": flaky,
             "rerun": rerun.as_dict() if rerun else None,
             "notes": notes + sorted({n for r in runs for n in r.notes}),
+            "environment": job.env_choice.summary() if job.env_choice else None,
         }
         if flaky:
             data["uncacheable"] = "flaky tests: the outcome is not a function of the content"

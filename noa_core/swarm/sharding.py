@@ -19,10 +19,12 @@ Per-file durations and failed node ids from each run feed the hive.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -30,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from noa_core.config import ExecLimits
+from noa_core.pyenv.provider import EnvChoice
 from noa_core.validation.counts import TestCounts
 from noa_core.validation.runner import SuiteRun, run_test_suite
 
@@ -54,7 +57,22 @@ __all__ = [
     "whole_suite_plan",
 ]
 
-PLUGIN = "noa_core.swarm.pytest_plugin"
+PLUGIN = "noa_swarm_pytest_plugin"  # noa_core/swarm/pytest_plugin.py, copied on its own (see plugin_dir)
+_PLUGIN_SOURCE = Path(__file__).with_name("pytest_plugin.py")
+
+
+def plugin_dir(work_parent: Path) -> Path:
+    """A directory holding only NOA's pytest plugin (as :data:`PLUGIN`), for the runs' PYTHONPATH:
+    the project's environment gets that one file, never the rest of NOA."""
+    data = _PLUGIN_SOURCE.read_bytes()
+    target = Path(work_parent) / f".noa-plugin-{hashlib.blake2b(data, digest_size=6).hexdigest()}"
+    module = target / f"{PLUGIN}.py"
+    if not module.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / f".{os.getpid()}-{threading.get_ident()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, module)
+    return target
 REPORT_ENV = "NOA_SWARM_REPORT"
 REPORT_NAME = ".noa-swarm-report.json"
 MAX_REPORT_BYTES = 64 * 1024 * 1024
@@ -214,9 +232,14 @@ def _with_plugin(base: Sequence[str], clear_addopts: bool, kind: Kind = "pytest"
 
 
 def _run(tree: Path, argv: list[str], *, work_parent: Path, limits: ExecLimits, pythonpath: Sequence[str],
-         hide_paths: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[SuiteRun, dict[str, Any]]:
+         hide_paths: Sequence[str], env: Mapping[str, str] | None = None,
+         python_env: EnvChoice | None = None) -> tuple[SuiteRun, dict[str, Any]]:
+    plugin = plugin_dir(work_parent)
+    run_env = {**(env or {}), REPORT_ENV: REPORT_NAME}
+    run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin), run_env.get("PYTHONPATH", "")]))
     run = run_test_suite(tree, argv, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                         env={**(env or {}), REPORT_ENV: REPORT_NAME}, keep_work_copy=True, hide_paths=hide_paths)
+                         env=run_env, keep_work_copy=True, hide_paths=hide_paths,
+                         readonly_paths=(str(plugin),), python_env=python_env)
     try:
         report = _read_report(run.work_dir)
     finally:
@@ -226,19 +249,21 @@ def _run(tree: Path, argv: list[str], *, work_parent: Path, limits: ExecLimits, 
 
 def collect_tests(tree: Path, base: Sequence[str], *, work_parent: Path, limits: ExecLimits,
                   pythonpath: Sequence[str] = (), hide_paths: Sequence[str] = (),
-                  env: Mapping[str, str] | None = None) -> Collection:
+                  env: Mapping[str, str] | None = None, python_env: EnvChoice | None = None) -> Collection:
     """``pytest --collect-only`` isolated: the suite's node ids, grouped by file. No test runs."""
     tree = Path(tree)
     argv = [*_with_plugin(base, False), "--collect-only", "-q"]
     run, report = _run(tree, argv, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                       hide_paths=hide_paths, env=env)
+                       hide_paths=hide_paths, env=env, python_env=python_env)
     files: dict[str, int] = {}
     for node in report["collected"]:
         f = node.split("::", 1)[0]
         files[f] = files.get(f, 0) + 1
     skipped = tuple(f for f in report["skipped_files"] if f not in files)
     problem = ""
-    if run.outcome == "no tests":
+    if run.outcome == "unknown":
+        problem = "; ".join(run.notes) or "not run"
+    elif run.outcome == "no tests":
         problem = "pytest collected no tests"
     elif run.outcome != "passed":
         problem = f"collection did not succeed ({run.outcome}, exit {run.returncode}): run whole"
@@ -407,11 +432,12 @@ def shard_command(base: Sequence[str], shard: Shard, clear_addopts: bool = False
 
 def run_shard(tree: Path, base: Sequence[str], shard: Shard, *, work_parent: Path, limits: ExecLimits,
               pythonpath: Sequence[str] = (), hide_paths: Sequence[str] = (), clear_addopts: bool = False,
-              env: Mapping[str, str] | None = None, kind: Kind = "pytest") -> ShardRun:
+              env: Mapping[str, str] | None = None, kind: Kind = "pytest",
+              python_env: EnvChoice | None = None) -> ShardRun:
     """Run one shard isolated in a fresh copy of ``tree`` (``kind`` from :func:`suite_kind`)."""
     argv = shard_command(base, shard, clear_addopts, kind)
     run, report = _run(Path(tree), argv, work_parent=Path(work_parent), limits=limits, pythonpath=pythonpath,
-                       hide_paths=hide_paths, env=env)
+                       hide_paths=hide_paths, env=env, python_env=python_env)
     return ShardRun(index=shard.index, files=shard.files, outcome=run.outcome, counts=run.counts,
                     seconds=run.seconds, returncode=run.returncode, isolation=run.isolation,
                     command=run.command, log_path=str(run.log_path), durations=report["durations"],
@@ -420,13 +446,15 @@ def run_shard(tree: Path, base: Sequence[str], shard: Shard, *, work_parent: Pat
 
 def rerun_failed(tree: Path, base: Sequence[str], node_ids: Sequence[str], *, work_parent: Path,
                  limits: ExecLimits, pythonpath: Sequence[str] = (), hide_paths: Sequence[str] = (),
-                 clear_addopts: bool = False, env: Mapping[str, str] | None = None) -> ShardRun:
+                 clear_addopts: bool = False, env: Mapping[str, str] | None = None,
+                 python_env: EnvChoice | None = None) -> ShardRun:
     """Run the given node ids once more, isolated, on a fresh copy of the same content."""
     return run_shard(tree, base, Shard(-1, tuple(node_ids[:MAX_RERUN_IDS])), work_parent=work_parent, limits=limits,
-                     pythonpath=pythonpath, hide_paths=hide_paths, clear_addopts=clear_addopts, env=env)
+                     pythonpath=pythonpath, hide_paths=hide_paths, clear_addopts=clear_addopts, env=env,
+                     python_env=python_env)
 
 
-_OUTCOME_RANK = {"timeout": 5, "error": 4, "failed": 3, "passed": 2, "no tests": 1}
+_OUTCOME_RANK = {"unknown": 6, "timeout": 5, "error": 4, "failed": 3, "passed": 2, "no tests": 1}
 
 
 def aggregate(runs: Sequence[ShardRun]) -> tuple[TestCounts | None, str]:
@@ -449,8 +477,8 @@ def aggregate(runs: Sequence[ShardRun]) -> tuple[TestCounts | None, str]:
 
 def run_sharded(tree: Path, command: Sequence[str], n: int, *, work_parent: Path, limits: ExecLimits,
                 pythonpath: Sequence[str] = (), hide_paths: Sequence[str] = (),
-                durations: Mapping[str, float] | None = None,
-                max_parallel: int | None = None) -> tuple[ShardPlan, list[ShardRun], Collection | None]:
+                durations: Mapping[str, float] | None = None, max_parallel: int | None = None,
+                python_env: EnvChoice | None = None) -> tuple[ShardPlan, list[ShardRun], Collection | None]:
     """Collect, plan and run ``n`` shards in parallel threads (each its own isolated copy).
 
     The plain driver (no hive, no Prefect); the swarm flows run the same steps as tasks.
@@ -463,7 +491,7 @@ def run_sharded(tree: Path, command: Sequence[str], n: int, *, work_parent: Path
         plan = whole_suite_plan(why)
     else:
         collection = collect_tests(tree, base, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                                   hide_paths=hide_paths)
+                                   hide_paths=hide_paths, python_env=python_env)
         clear = collection.clear_addopts
         if collection.outcome == "no tests":
             plan = nothing_to_run(collection.problem)
@@ -474,7 +502,8 @@ def run_sharded(tree: Path, command: Sequence[str], n: int, *, work_parent: Path
     workers = max(1, min(len(plan.shards), max_parallel or len(plan.shards)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="noa-shard") as pool:
         futures = [pool.submit(run_shard, tree, base, s, work_parent=work_parent, limits=limits,
-                               pythonpath=pythonpath, hide_paths=hide_paths, clear_addopts=clear, kind=kind)
+                               pythonpath=pythonpath, hide_paths=hide_paths, clear_addopts=clear, kind=kind,
+                               python_env=python_env)
                    for s in plan.shards]
         runs = [f.result() for f in futures]
     return plan, runs, collection

@@ -14,6 +14,7 @@ from typing import Literal
 from noa_core.config import ExecLimits
 from noa_core.errors import BadInput
 from noa_core.isolation import ExecResult, make_work_copy, run_isolated
+from noa_core.pyenv.provider import EnvChoice
 from noa_core.validation.counts import (
     NoSummaryLine,
     TestCounts,
@@ -23,9 +24,9 @@ from noa_core.validation.counts import (
     parse_unittest,
 )
 
-__all__ = ["Outcome", "SuiteRun", "run_test_suite", "suggest_pythonpath"]
+__all__ = ["Outcome", "SuiteRun", "is_python_command", "run_test_suite", "suggest_pythonpath"]
 
-Outcome = Literal["passed", "failed", "error", "no tests", "timeout"]
+Outcome = Literal["passed", "failed", "error", "no tests", "timeout", "unknown"]
 Tool = Literal["pytest", "unittest", "cargo", "go", "unknown"]
 
 _PARSERS: dict[str, Callable[[str], TestCounts]] = {
@@ -85,17 +86,35 @@ def suggest_pythonpath(tree: Path) -> list[str]:
     return []
 
 
-def _prepare(command: Sequence[str]) -> tuple[Tool, list[str]]:
+def is_python_command(command: Sequence[str]) -> bool:
+    """True when ``command`` runs Python (``python ...``, ``pytest ...``): it needs a project environment."""
+    return bool(command) and os.path.basename(command[0]) in (*_PYTHON_NAMES, "pytest", "py.test")
+
+
+def _env_pytest_major(python_env: EnvChoice | None) -> int:
+    if python_env is None or python_env.env is None:
+        return _PYTEST_MAJOR
+    for pin in python_env.env.packages:
+        if pin.startswith("pytest=="):
+            try:
+                return int(pin.split("==", 1)[1].split(".")[0])
+            except ValueError:
+                return 0
+    return 0
+
+
+def _prepare(command: Sequence[str], python: str = sys.executable, pytest_major: int = _PYTEST_MAJOR,
+             ) -> tuple[Tool, list[str]]:
     if not command or not all(isinstance(c, str) and c for c in command):
         raise BadInput("test command must be a non-empty list of strings")
     argv = list(command)
     head = os.path.basename(argv[0])
     if head in ("pytest", "py.test"):
-        argv = [sys.executable, "-m", "pytest", *argv[1:]]
+        argv = [python, "-m", "pytest", *argv[1:]]
     elif head in _PYTHON_NAMES:
-        argv[0] = sys.executable
+        argv[0] = python
     tool: Tool = "unknown"
-    if argv[0] == sys.executable and len(argv) >= 3 and argv[1] == "-m":
+    if argv[0] == python and len(argv) >= 3 and argv[1] == "-m":
         if argv[2] == "pytest":
             tool = "pytest"
         elif argv[2] == "unittest":
@@ -106,7 +125,7 @@ def _prepare(command: Sequence[str]) -> tuple[Tool, list[str]]:
         tool = "go"
     if tool == "pytest":
         extra = [] if "no:cacheprovider" in argv else ["-p", "no:cacheprovider"]
-        if _PYTEST_MAJOR >= 9 and not any("verbosity_subtests" in a for a in argv):
+        if pytest_major >= 9 and not any("verbosity_subtests" in a for a in argv):
             # pytest 9 hides passed subtests from the summary at the default verbosity
             # (it shows them with -q or -v): always have them counted, apart.
             extra += ["-o", "verbosity_subtests=1"]
@@ -170,6 +189,15 @@ def _outcome(tool: str, res: ExecResult, counts: TestCounts | None) -> Outcome:
     return "passed" if rc == 0 else "error"
 
 
+def _not_run(reason: str, command: Sequence[str], tool: str, work_parent: Path) -> SuiteRun:
+    """A suite NOA could not run honestly: ``unknown``, with the reason in the log and the notes."""
+    work_parent.mkdir(parents=True, exist_ok=True)
+    log = work_parent / f"not-run-{os.getpid()}-{abs(hash(reason)) % 10**8}.log"
+    log.write_text(f"not run: {reason}\n", encoding="utf-8")
+    return SuiteRun(outcome="unknown", counts=None, returncode=-1, seconds=0.0, isolation="none", log_path=log,
+                    work_dir=work_parent, command=tuple(command), tool=tool, notes=(reason,))
+
+
 def run_test_suite(
     tree: Path,
     command: list[str],
@@ -181,16 +209,20 @@ def run_test_suite(
     keep_work_copy: bool = True,
     hide_paths: Sequence[str | os.PathLike[str]] = (),
     readonly_paths: Sequence[str | os.PathLike[str]] = (),
+    python_env: EnvChoice | None = None,
 ) -> SuiteRun:
     """Copy ``tree`` under ``work_parent``, run ``command`` there isolated, count results.
 
-    ``python``/``pytest`` in ``command`` mean NOA's own interpreter (``sys.executable``,
-    which has pytest); the dropped code's own dependencies are not installed, so a suite
-    that needs them fails to import them. ``pythonpath`` entries are relative to the tree
-    (``["src"]`` for a src layout: the dropped package then shadows any same-named one in
-    NOA's environment). pytest gets ``-p no:cacheprovider``; when it exits 4 (usage error,
-    typically ``addopts`` naming an uninstalled plugin such as ``--cov``) it is run once
-    more with ``-o addopts=`` and the result says so.
+    ``python``/``pytest`` in ``command`` mean the project's own environment when
+    ``python_env`` is given (:func:`noa_core.pyenv.provider.prepare_python_env`): its
+    interpreter, its packages, the project itself installed beside it, and nothing of
+    NOA's. When that environment could not be made, the suite is not run and the outcome
+    is ``unknown`` with the reason. Without ``python_env`` (only callers that test NOA's
+    own isolation do that) they mean NOA's interpreter. ``pythonpath`` entries are
+    relative to the tree (``["src"]`` for a src layout). pytest gets ``-p
+    no:cacheprovider``; when it exits 4 (usage error, typically ``addopts`` naming an
+    uninstalled plugin such as ``--cov``) it is run once more with ``-o addopts=`` and
+    the result says so.
 
     The log (stdout and stderr) is written next to the work copy, outside it.
     ``hide_paths`` / ``readonly_paths`` go to :func:`noa_core.isolation.run_isolated`
@@ -198,20 +230,38 @@ def run_test_suite(
     """
     tree = Path(tree)
     work_parent = Path(work_parent)
-    tool, argv = _prepare(command)
+    python = sys.executable
+    run_env = dict(env or {})
+    readonly = list(readonly_paths)
+    notes: list[str] = []
+    site_entries: list[str] = []
+    if python_env is not None and is_python_command(command):
+        if not python_env.ready:
+            tool0, _ = _prepare(command)
+            return _not_run(f"no environment for the project: {python_env.reason}", command, tool0, work_parent)
+        assert python_env.env is not None
+        python = str(python_env.env.python)
+        readonly += list(python_env.readonly_paths)
+        run_env["PATH"] = f"{python_env.env.bin_dir}:/usr/local/bin:/usr/bin:/bin"
+        run_env["VIRTUAL_ENV"] = str(python_env.env.path)
+        if python_env.site is not None:
+            site_entries.append(str(python_env.site))
+        notes.append(f"environment {python_env.env.key[:12]} ({len(python_env.env.packages)} packages"
+                     f"{', reused' if python_env.env.reused else ''})")
+    tool, argv = _prepare(command, python, _env_pytest_major(python_env))
     rel_path = _relative_pythonpath(pythonpath, tree)
     work = make_work_copy(tree, work_parent)
     log = work_parent / f"{work.name}.log"
-    run_env = dict(env or {})
-    if rel_path:
-        run_env["PYTHONPATH"] = os.pathsep.join(str(work / p) for p in rel_path)
-    notes: list[str] = []
+    extra_path = [str(work / p) for p in rel_path] + site_entries + [
+        p for p in run_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if extra_path:
+        run_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(extra_path))
     if argv[0] == sys.executable:
         notes.append(f"ran with NOA's interpreter {sys.executable}; the dropped code's own dependencies "
                      "were not installed")
     try:
         res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True,
-                           hide_paths=hide_paths, readonly_paths=readonly_paths)
+                           hide_paths=hide_paths, readonly_paths=readonly)
         seconds = res.seconds
         retried = False
         if tool == "pytest" and res.returncode == _PYTEST_USAGE and not res.timed_out:
@@ -219,7 +269,7 @@ def run_test_suite(
             log.replace(first)
             argv = [*argv, "-o", "addopts="]
             res = run_isolated(argv, work, limits, env=run_env, stdout_path=log, merge_stderr=True,
-                           hide_paths=hide_paths, readonly_paths=readonly_paths)
+                               hide_paths=hide_paths, readonly_paths=readonly)
             seconds += res.seconds
             retried = True
             notes.append(f"pytest exited 4 (usage error, see {first.name}); retried once with -o addopts=")
