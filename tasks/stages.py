@@ -108,11 +108,18 @@ async def build_task(settings: NoaSettings, project_dir: str, manifest: NoaManif
                      dependencies: dict[str, list[dict[str, Any]]] | None) -> dict[str, Any]:
     """Wheel + sdist / cargo / go build, isolated; artifacts by BLAKE3; the CycloneDX SBOM."""
     from noa_core.build import build_project
+    from noa_core.build.python import is_python_project
+    from noa_core.pyenv.provider import prepare_python_env
 
     layout = settings.layout()
+    hide = (str(layout.root),)
+    env = None
+    if not manifest.build.command and is_python_project(Path(project_dir)):
+        env = await asyncio.to_thread(prepare_python_env, Path(project_dir), home=layout.root, limits=settings.exec,
+                                      config=manifest.python_env, hide_paths=hide)
     result = await asyncio.to_thread(build_project, Path(project_dir), manifest, Path(out_dir), settings.exec,
-                                     dependencies=dependencies, hide_paths=(str(layout.root),),
-                                     cache_dir=layout.root / "cache" / "buildenv")
+                                     dependencies=dependencies, hide_paths=hide,
+                                     cache_dir=layout.root / "cache" / "buildenv", python_env=env)
     get_run_logger().info("build: %s - %s", result.status, result.reason)
     return result.as_dict()
 

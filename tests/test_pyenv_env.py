@@ -169,3 +169,34 @@ def test_the_project_build_has_no_network(tmp_path: Path) -> None:
     assert env.status == "unknown"
     assert "building the project failed" in env.reason
     assert "Network is unreachable" in env.reason or "Errno" in env.reason
+
+
+def test_the_build_stage_builds_in_the_projects_environment_with_its_own_build_backend(tmp_path: Path) -> None:
+    """flit_core is not among NOA's packages: the build can only succeed from the project's wheelhouse."""
+    import importlib.util
+
+    from noa_core.build import build_project
+    from noa_core.manifest import NoaManifest
+
+    assert importlib.util.find_spec("flit_core") is None
+    tree = _project(tmp_path / "flitty", {
+        "pyproject.toml": """
+            [build-system]
+            requires = ["flit_core>=3.4,<4"]
+            build-backend = "flit_core.buildapi"
+            [project]
+            name = "flitty"
+            version = "0.2"
+            description = "flit-built"
+        """,
+        "flitty/__init__.py": '"""flitty."""\n',
+    })
+    home = tmp_path / "home"
+    env = prepare_python_env(tree, home=home, limits=LIMITS, test_runner=None)
+    assert env.ready, env.reason
+    result = build_project(tree, NoaManifest(name="flitty"), tmp_path / "out", LIMITS, python_env=env,
+                           hide_paths=(str(home),))
+    assert result.status == "ok", result.reason
+    assert sorted(a.name for a in result.artifacts) == ["flitty-0.2-py2.py3-none-any.whl", "flitty-0.2.tar.gz"] or \
+        sorted(a.name for a in result.artifacts) == ["flitty-0.2-py3-none-any.whl", "flitty-0.2.tar.gz"]
+    assert result.steps[0].tool == "uv-build" and "project's environment" in result.steps[0].reason

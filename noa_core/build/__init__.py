@@ -72,7 +72,7 @@ def _store(built: Sequence[tuple[str, Path]], out_dir: Path) -> list[Artifact]:
 def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: ExecLimits, *,
                   dependencies: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                   hide_paths: Sequence[str] = (), work_parent: Path | None = None,
-                  cache_dir: Path | None = None) -> BuildResult:
+                  cache_dir: Path | None = None, python_env: Any = None) -> BuildResult:
     """Build ``tree`` (never touched: the build runs in a work copy) into ``out_dir``.
 
     What is built: ``build.command`` of noa.yaml when set (its ``artifacts`` globs collect
@@ -80,6 +80,8 @@ def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: Exec
     sdist + wheel), a crate (Cargo.toml), a Go module (go.mod). ``dependencies`` is the
     analysis's list per ecosystem (read from the tree when not given), for the SBOM.
     ``cache_dir`` keeps Python build environments between builds (default ``out_dir/.buildenv``).
+    ``python_env`` (a ready :class:`noa_core.pyenv.provider.EnvChoice`) builds a Python project
+    with ``uv build`` from the project's own wheelhouse instead of NOA's build backend.
     """
     t0 = time.perf_counter()
     tree = Path(tree).resolve()
@@ -97,7 +99,14 @@ def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: Exec
     if manifest.build.command:
         builders.append(lambda w: _manifest_command(w, manifest, limits, log_dir, hide))
     else:
-        if is_python_project(tree):
+        if is_python_project(tree) and python_env is not None and python_env.ready and python_env.wheelhouse:
+            from noa_core.build.python import uv_build
+            from noa_core.pyenv.interpreter import find_uv
+
+            builders.append(lambda w: uv_build(w, limits, log_dir, python=python_env.env.python, uv=find_uv(),
+                                               wheelhouse=python_env.wheelhouse,
+                                               readonly=python_env.readonly_paths, hide_paths=hide))
+        elif is_python_project(tree):
             builders.append(lambda w: pep517_build(w, limits, log_dir, hide_paths=hide,
                                                       cache_dir=cache_dir or out_dir / ".buildenv"))
         if (tree / "Cargo.toml").is_file():

@@ -123,3 +123,32 @@ def pep517_build(work: Path, limits: ExecLimits, log_dir: Path, *, cache_dir: Pa
     built = [(kind, out / doc[kind]) for kind in ("sdist", "wheel") if doc.get(kind) and (out / doc[kind]).is_file()]
     return BuildStep("pep517", "ok", f"{doc.get('backend')} in {note}: " + ", ".join(p.name for _, p in built),
                      command, res.seconds, str(log), res.isolation), built
+
+
+def uv_build(work: Path, limits: ExecLimits, log_dir: Path, *, python: Path, uv: Path, wheelhouse: Path,
+             readonly: tuple[str, ...] = (), hide_paths: tuple[str, ...] = ()) -> tuple[BuildStep, list[tuple[str, Path]]]:
+    """sdist + wheel with ``uv build`` in the project's own environment (``python``), offline: the
+    build requirements come from the project's wheelhouse, never from NOA's packages."""
+    out = work / DIST
+    log = log_dir / "uv-build.log"
+    command = ("uv", "build", "--sdist", "--wheel")
+    argv = [str(uv), "build", "--sdist", "--wheel", "--out-dir", str(out), "--python", str(python), "--no-index",
+            "--find-links", str(wheelhouse), "--offline", "--quiet", str(work)]
+    env = {"UV_CACHE_DIR": "/tmp/uv-cache", "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never",
+           "UV_LINK_MODE": "copy", "NO_COLOR": "1", "SOURCE_DATE_EPOCH": "315532800",
+           "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    res = run_isolated(argv, work, limits, env=env, readonly_paths=[str(wheelhouse), str(uv.parent), *readonly],
+                       hide_paths=hide_paths, stdout_path=log, merge_stderr=True)
+    if res.timed_out:
+        return BuildStep("uv-build", "failed", "the build timed out", command, res.seconds, str(log),
+                         res.isolation), []
+    built = sorted([("sdist", p) for p in out.glob("*.tar.gz")] + [("wheel", p) for p in out.glob("*.whl")])
+    if res.returncode != 0 or not built:
+        try:
+            tail = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-3:]
+        except OSError:
+            tail = []
+        why = f"uv build exited {res.returncode}" + ((": " + " | ".join(t[:200] for t in tail)) if tail else "")
+        return BuildStep("uv-build", "failed", why, command, res.seconds, str(log), res.isolation), []
+    return BuildStep("uv-build", "ok", "in the project's environment: " + ", ".join(p.name for _, p in built),
+                     command, res.seconds, str(log), res.isolation), built

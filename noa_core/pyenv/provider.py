@@ -75,6 +75,7 @@ class EnvChoice:
     sources: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    wheelhouse: Path | None = None  # where its wheels (and the project's build requirements) are
 
     @property
     def ready(self) -> bool:
@@ -110,6 +111,7 @@ class EnvChoice:
                           "interpreter": self.env.interpreter, "build_seconds": self.env.build_seconds,
                           "reused": self.env.reused}
         doc["site"] = str(self.site) if self.site else None
+        doc["wheelhouse"] = str(self.wheelhouse) if self.wheelhouse else None
         return doc
 
     @classmethod
@@ -121,7 +123,8 @@ class EnvChoice:
                             env_doc["interpreter"], float(env_doc["build_seconds"]), bool(env_doc["reused"]))
         return cls(status=doc["status"], reason=doc.get("reason", ""), env=env,
                    site=Path(doc["site"]) if doc.get("site") else None, sources=tuple(doc.get("sources", ())),
-                   timings=dict(doc.get("seconds", {})), notes=tuple(doc.get("notes", ())))
+                   timings=dict(doc.get("seconds", {})), notes=tuple(doc.get("notes", ())),
+                   wheelhouse=Path(doc["wheelhouse"]) if doc.get("wheelhouse") else None)
 
 
 def _unknown(reason: str, declared: DeclaredRequirements | None, timings: dict[str, float],
@@ -220,4 +223,5 @@ def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: An
     timings["total"] = time.perf_counter() - t0
     if fetched.downloaded:
         notes += (f"downloaded {fetched.downloaded} wheel(s), {fetched.bytes_downloaded / 1e6:.1f} MB",)
-    return EnvChoice("ready", env=env, site=site, sources=tuple(declared.sources), timings=timings, notes=notes)
+    return EnvChoice("ready", env=env, site=site, sources=tuple(declared.sources), timings=timings, notes=notes,
+                     wheelhouse=layout.wheels)
