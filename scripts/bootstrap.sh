@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install NOA ARK OS and everything its tests need, from nothing, into ./.venv.
-# Idempotent: a second run only checks. Used by `make demo`, `make test` and .ci/run.
+# Install NOA ARK OS from nothing into ./.venv; with --test, also what only its tests need
+# (Azurite, the VS Code extension's npm packages). Idempotent: a second run only checks.
+# Used by `make demo`, `make test` (--test) and .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+FOR_TESTS=0
+[ "${1:-}" = "--test" ] && FOR_TESTS=1
 
 PY=${PYTHON:-python3}
-WHEELS=${NOA_WHEEL_CACHE:-$HOME/.cache/noa-wheels}
+WHEELS=${NOA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/noa-wheels}
 LLAMA=llama-cpp-python==0.3.36
 STAMP=.venv/.noa-installed
 
@@ -31,18 +34,29 @@ fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 
-# Azurite (Azure Blob emulator, npm) for the Azure backup backend's tests, kept beside the venv.
-if command -v npm >/dev/null 2>&1 && [ ! -x .venv/azurite/node_modules/.bin/azurite-blob ]; then
-  mkdir -p .venv/azurite
-  (cd .venv/azurite && npm install --silent --no-audit --no-fund azurite@3.35.0 >/dev/null 2>&1) \
-    || echo "bootstrap: npm install azurite failed; Azure backup tests will say skipped" >&2
-fi
+# What only the tests need: Azurite (the Azure Blob emulator, npm) for the Azure backup tests,
+# kept beside the venv, and the VS Code extension's build and test packages (typescript, @types/*).
+test_extras() {
+  command -v npm >/dev/null 2>&1 || { echo "bootstrap: npm not found; Azure and VS Code tests will say skipped" >&2; return 0; }
+  if [ ! -x .venv/azurite/node_modules/.bin/azurite-blob ]; then
+    mkdir -p .venv/azurite
+    (cd .venv/azurite && npm install --silent --no-audit --no-fund azurite@3.35.0 >/dev/null 2>&1) \
+      || echo "bootstrap: npm install azurite failed; Azure backup tests will say skipped" >&2
+  fi
+  if [ ! -d integrations/vscode/node_modules ] || [ integrations/vscode/package-lock.json -nt integrations/vscode/node_modules ]; then
+    (cd integrations/vscode && npm ci --silent --no-audit --no-fund >/dev/null 2>&1 && touch node_modules) \
+      || echo "bootstrap: npm ci in integrations/vscode failed; its test will retry" >&2
+  fi
+}
+
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
+  [ "$FOR_TESTS" = 1 ] && test_extras
   exit 0
 fi
 # this machine's pip.conf names local indexes that may be absent: drop pip's warnings about them
 pipq() { .venv/bin/pip "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
-pipq install -q --upgrade pip wheel 'setuptools>=68'
+# uv (a PyPI wheel) installs NOA's ~200 packages in seconds where pip takes minutes
+pipq install -q --upgrade pip uv
 
 # llama-cpp-python has no wheel on PyPI: it compiles for ~10 minutes on 2 cores.
 # Never for this CPU only (-march=native crashed on other CPUs): a fixed baseline, x86-64-v3 on
@@ -65,11 +79,8 @@ if ! ls "$LLAMA_WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
   printf '%s\n' "$LLAMA_FLAGS" > "$LLAMA_WHEELS.tmp/BUILD_FLAGS"
   mv "$LLAMA_WHEELS.tmp"/* "$LLAMA_WHEELS"/ && rmdir "$LLAMA_WHEELS.tmp"
 fi
-pipq install -q --find-links "$LLAMA_WHEELS" -e '.[ai,test]'
-# the VS Code extension's build and tests (typescript, @types/*) from the npm registry
-if command -v npm >/dev/null 2>&1; then
-  (cd integrations/vscode && npm ci --silent --no-audit --no-fund >/dev/null 2>&1) \
-    || echo "bootstrap: npm ci in integrations/vscode failed; its test will retry" >&2
-fi
+UV_NO_CONFIG=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --find-links "$LLAMA_WHEELS" \
+  -e '.[ai,test]'
+[ "$FOR_TESTS" = 1 ] && test_extras
 touch "$STAMP"
 echo "bootstrap: done (.venv)" >&2
