@@ -545,7 +545,7 @@ async def _publish(doc: Mapping[str, Any]) -> None:
 
 def run_cicd_pipeline(**parameters: Any) -> dict[str, Any]:
     """Run the flow from sync code (the CLI, tests), without flow heartbeats."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from flows.runtime import in_process_run
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with in_process_run():  # heartbeat off, this process's owner mark on every run (flows/runtime.py)
         return asyncio.run(cicd_pipeline(**parameters))

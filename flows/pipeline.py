@@ -146,7 +146,7 @@ def run_pipeline(**parameters: Any) -> dict[str, Any]:
     """Run the pipeline from sync code (CLI, tests, bench) without flow heartbeats."""
     import asyncio
 
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from flows.runtime import in_process_run
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with in_process_run():  # heartbeat off, this process's owner mark on every run (flows/runtime.py)
         return asyncio.run(noa_pipeline(**parameters))

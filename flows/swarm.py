@@ -329,9 +329,9 @@ async def swarm(project_dir: str, languages: list[str] | None = None, shards: in
 
 def run_swarm(**parameters: Any) -> dict[str, Any]:
     """Run the master flow from sync code (the CLI, tests, bench), without flow heartbeats."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from flows.runtime import in_process_run
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with in_process_run():  # heartbeat off, this process's owner mark on every run (flows/runtime.py)
         return asyncio.run(swarm(**parameters))
 
 

@@ -18,7 +18,6 @@ serving its service (its Caddy route) when nothing serves it yet. ``switch`` run
 """
 
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -180,10 +179,11 @@ def register(app: typer.Typer) -> None:
         try:
             connect_prefect(settings, console)
             from flows.app_switch import app_switch
+            from flows.runtime import run_in_process
 
             with console.status(f"switching to {name}"):
-                res = asyncio.run(app_switch(app=name, from_app=from_app, home=str(settings.home.resolve()),
-                                             health_timeout_s=health_timeout, drain_timeout_s=drain_timeout))
+                res = run_in_process(app_switch, app=name, from_app=from_app, home=str(settings.home.resolve()),
+                                     health_timeout_s=health_timeout, drain_timeout_s=drain_timeout)
         except NoaError as exc:
             raise cli._fail(exc) from None
         if not _emit(res, as_json):

@@ -14,7 +14,6 @@ goes to stderr. Exit 0 promoted (or skipped: nothing to deploy), 1 rolled back o
 """
 
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,10 +98,11 @@ def register(app: typer.Typer) -> None:
         try:
             connect_prefect(settings, console)
             from flows.deploy import deploy
+            from flows.runtime import run_in_process
 
             with console.status(f"deploying {path} to {env}"):  # an async flow: no heartbeat thread
-                res = asyncio.run(deploy(project_dir=str(path.resolve()), env=env, strategy=strategy,
-                                         home=str(settings.home.resolve()), app=app_name, **options))
+                res = run_in_process(deploy, project_dir=str(path.resolve()), env=env, strategy=strategy,
+                                     home=str(settings.home.resolve()), app=app_name, **options)
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
@@ -130,9 +130,10 @@ def register(app: typer.Typer) -> None:
         try:
             connect_prefect(settings, console)
             from flows.deploy import rollback
+            from flows.runtime import run_in_process
 
             with console.status(f"rolling {app_name} back in {env}"):
-                res = asyncio.run(rollback(app=app_name, env=env, home=str(settings.home.resolve())))
+                res = run_in_process(rollback, app=app_name, env=env, home=str(settings.home.resolve()))
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:

@@ -131,9 +131,13 @@ def register(app: typer.Typer) -> None:
         console = cli._err()
         orchestrator = None
         watcher = None
+        reconciler = None
         try:
             if not no_prefect:
-                from noa_core.cli.connect import connect_prefect
+                from noa_core.cli.connect import (
+                    connect_prefect,
+                    start_periodic_reconciliation,
+                )
 
                 found = connect_prefect(settings, console)
                 console.print(f"Prefect UI:  {found.ui_url}")
@@ -142,6 +146,8 @@ def register(app: typer.Typer) -> None:
                 orchestrator = PrefectOrchestrator(layout.root, serve=True)
                 if not no_watch:
                     watcher = _start_watcher(layout.root, console)
+                # after the watcher's fork: runs of a killed noa -> Crashed within ~30 s
+                reconciler = start_periodic_reconciliation(found, console)
             elif not no_watch:
                 console.print("[yellow]drop-in watcher: skipped: it needs Prefect (--no-prefect)[/yellow]")
             import uvicorn
@@ -165,6 +171,8 @@ def register(app: typer.Typer) -> None:
             raise cli._fail(exc) from None
         finally:
             _stop(watcher)
+            if reconciler is not None:
+                reconciler.stop()
             if orchestrator is not None:
                 console.print("the Prefect server keeps running (run history persists); `noa prefect stop` stops it")
 

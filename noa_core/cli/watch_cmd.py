@@ -75,9 +75,9 @@ def run_watch(settings: NoaSettings, options: WatchOptions, console: Console) ->
     """
     console_level = os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from noa_core.cli.connect import connect_prefect
+    from noa_core.cli.connect import connect_prefect, start_periodic_reconciliation
 
-    connect_prefect(settings, console)
+    server = connect_prefect(settings, console)
     from deployments.code_drop import PrefectDeploymentBackend
 
     # flow run logs go to the Prefect UI; set PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL to see them here too
@@ -86,7 +86,11 @@ def run_watch(settings: NoaSettings, options: WatchOptions, console: Console) ->
     from noa_core.dropin import DropInService
 
     service = DropInService(settings.home, backend, options, on_event=event_printer(console))
-    return asyncio.run(_run_service(service))
+    reconciler = start_periodic_reconciliation(server, console)  # runs of killed noa processes -> Crashed
+    try:
+        return asyncio.run(_run_service(service))
+    finally:
+        reconciler.stop()
 
 
 def watch(

@@ -187,13 +187,12 @@ def _run_flow(settings: Any, root: Path, *, graph: bool, as_json: bool, out: Opt
     console = cli._err()
     try:
         connect_prefect(settings, console)
-        import asyncio
-
+        from flows.runtime import run_in_process
         from flows.workspace import workspace_maintenance
 
         with console.status(f"workspace_maintenance: {root}"):
-            result = asyncio.run(workspace_maintenance(root=str(root.resolve()), home=str(settings.home),
-                                                       graph=graph, out=str(out) if out else None, image=image))
+            result = run_in_process(workspace_maintenance, root=str(root.resolve()), home=str(settings.home),
+                                    graph=graph, out=str(out) if out else None, image=image)
     except NoaError as exc:
         raise cli._fail(exc) from None
     if as_json:
