@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.run_names import app_switch_run_name
 from noa_core.apps.switch import (
     STEPS,
     SwitchController,
@@ -57,7 +58,7 @@ def _settings(home: str | None) -> NoaSettings:
     return s if home is None else s.model_copy(update={"home": Path(home)})
 
 
-@flow(name="app_switch", log_prints=False)
+@flow(name="app_switch", flow_run_name=app_switch_run_name, log_prints=False)
 async def app_switch(app: str, from_app: str | None = None, home: str | None = None,
                      health_timeout_s: float = 30.0, drain_timeout_s: float = 10.0) -> dict[str, Any]:
     """Switch the service of ``app`` over to ``app`` (from ``from_app``, default: whoever serves it)."""

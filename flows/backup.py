@@ -23,8 +23,22 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from flows.run_names import (
+    backup_run_name,
+    cleanup_run_name,
+    forget_run_name,
+    restore_run_name,
+    verify_run_name,
+)
 from noa_core.config import NoaSettings
-from tasks.backup import backup_task, forget_task, prune_task, resolve_config, restore_task, verify_task
+from tasks.backup import (
+    backup_task,
+    forget_task,
+    prune_task,
+    resolve_config,
+    restore_task,
+    verify_task,
+)
 
 
 def _settings(home: str | None) -> NoaSettings:
@@ -32,7 +46,7 @@ def _settings(home: str | None) -> NoaSettings:
     return s.model_copy(update={"home": Path(home)}) if home else s
 
 
-@flow(name="backup", log_prints=False)
+@flow(name="backup", flow_run_name=backup_run_name, log_prints=False)
 async def backup(source: str | None = None, repo: str | None = None, block: str | None = None,
                  home: str | None = None, tags: list[str] | None = None, no_encryption: bool = False) -> dict:
     """Snapshot SOURCE (default NOA_HOME) into the repository; the CL tree head goes in the snapshot."""
@@ -50,7 +64,7 @@ async def backup(source: str | None = None, repo: str | None = None, block: str 
     return doc
 
 
-@flow(name="restore", log_prints=False)
+@flow(name="restore", flow_run_name=restore_run_name, log_prints=False)
 async def restore(snapshot: str, target: str, repo: str | None = None, block: str | None = None,
                   home: str | None = None, overwrite: bool = False) -> dict:
     """Restore a snapshot byte for byte with permissions and mtimes."""
@@ -61,7 +75,7 @@ async def restore(snapshot: str, target: str, repo: str | None = None, block: st
     return doc
 
 
-@flow(name="verify", log_prints=False)
+@flow(name="verify", flow_run_name=verify_run_name, log_prints=False)
 async def verify(repo: str | None = None, block: str | None = None, home: str | None = None,
                  read_data: bool = True) -> dict:
     """Re-hash every blob; a table names each corrupted or missing one."""
@@ -79,7 +93,7 @@ async def verify(repo: str | None = None, block: str | None = None, home: str | 
     return doc
 
 
-@flow(name="cleanup", log_prints=False)
+@flow(name="cleanup", flow_run_name=cleanup_run_name, log_prints=False)
 async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | None = None, block: str | None = None,
                   keep_last: int = 0, keep_daily: int = 7, keep_weekly: int = 4, drops_older_than_days: float = 30.0,
                   keep_drops: int = 5, stale_hours: float = 24.0) -> dict:
@@ -111,7 +125,7 @@ async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | Non
     return doc
 
 
-@flow(name="backup-forget", log_prints=False)
+@flow(name="backup-forget", flow_run_name=forget_run_name, log_prints=False)
 async def forget(repo: str | None = None, block: str | None = None, home: str | None = None, keep_last: int = 0,
                  keep_daily: int = 0, keep_weekly: int = 0, prune: bool = True, dry_run: bool = False) -> dict:
     """Retention like restic forget, then prune."""

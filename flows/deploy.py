@@ -28,6 +28,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.input import RunInput
 
+from flows.run_names import deploy_run_name, rollback_run_name
 from noa_core.config import NoaSettings
 from noa_core.errors import NoaError
 from noa_core.observability.logs import logs_in_home
@@ -77,7 +78,7 @@ def _approver(loop: asyncio.AbstractEventLoop, timeout_s: float) -> Any:
     return approve
 
 
-@flow(name="deploy", log_prints=False)
+@flow(name="deploy", flow_run_name=deploy_run_name, log_prints=False)
 @logs_in_home
 async def deploy(project_dir: str, env: str = "staging", strategy: str | None = None, home: str | None = None,
                  app: str | None = None, **options: Any) -> dict[str, Any]:
@@ -110,7 +111,7 @@ async def deploy(project_dir: str, env: str = "staging", strategy: str | None = 
     return res
 
 
-@flow(name="rollback", log_prints=False)
+@flow(name="rollback", flow_run_name=rollback_run_name, log_prints=False)
 @logs_in_home
 async def rollback(app: str, env: str = "production", home: str | None = None) -> dict[str, Any]:
     """Return ``app`` in ``env`` to the previous good release, blue-green style."""

@@ -40,7 +40,8 @@ class _Cli:
         from noa_core.config import NoaSettings
 
         settings = NoaSettings()
-        return settings.model_copy(update={"home": home}) if home is not None else settings
+        settings = settings.model_copy(update={"home": home}) if home is not None else settings
+        return settings.model_copy(update={"home": settings.home.resolve()})  # absolute at the edge
 
     @staticmethod
     def _err():  # noqa: ANN205
@@ -118,13 +119,11 @@ def register(workspace_app: typer.Typer) -> None:
                 from noa_core.cli.connect import connect_prefect
 
                 connect_prefect(settings, console)
-                import asyncio
-
                 from flows.backup import backup as backup_flow
+                from flows.runtime import run_in_process
 
-                doc = asyncio.run(backup_flow(source=str(source) if source else None, repo=repo, block=block,
-                                              home=str(settings.home), tags=list(tag or []),
-                                              no_encryption=no_encryption))
+                doc = run_in_process(backup_flow, source=str(source) if source else None, repo=repo, block=block,
+                                     home=str(settings.home), tags=list(tag or []), no_encryption=no_encryption)
             else:
                 from noa_core.backup.service import run_backup
 

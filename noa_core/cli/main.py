@@ -30,10 +30,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON documen
 
 
 def _settings(home: Path | None) -> NoaSettings:
+    """The settings with NOA_HOME made absolute here, at the edge: a relative ``--home`` (or the
+    default ``./.noa``) means the current directory of this command, also in the flows, workers
+    and background processes it starts, whatever their own working directory."""
     settings = NoaSettings()
     if home is not None:
         settings = settings.model_copy(update={"home": home})
-    return settings
+    return settings.model_copy(update={"home": settings.home.resolve()})
 
 
 def _err() -> Console:
@@ -132,6 +135,7 @@ def demo(
     home: HomeOption = None,
     as_json: JsonOption = False,
     no_ai: Annotated[bool, typer.Option("--no-ai", help="skip the local LLM opinion")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Prefect's log lines on stderr too")] = False,
 ) -> None:
     """Run the main job on the bundled example service: drop, merge, swarms, the seven stages,
     blue-green to staging and a canary to production behind Caddy (embedded defaults, no set-up)."""
@@ -142,7 +146,7 @@ def demo(
     except NoaError as exc:
         raise _fail(exc) from None
     _err().print(f"[bold]NOA demo[/bold]: the whole pipeline on the bundled example service {example}")
-    run_pipeline_command(str(example), as_json=as_json, home=home, no_ai=no_ai)
+    run_pipeline_command(str(example), as_json=as_json, home=home, no_ai=no_ai, verbose=verbose)
 
 
 @prefect_app.command("status")

@@ -26,7 +26,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON documen
 
 def _settings(home: Path | None) -> NoaSettings:
     settings = NoaSettings()
-    return settings.model_copy(update={"home": home}) if home is not None else settings
+    settings = settings.model_copy(update={"home": home}) if home is not None else settings
+    return settings.model_copy(update={"home": settings.home.resolve()})  # absolute at the edge
 
 
 def _error_exit(message: str, code: int) -> typer.Exit:

@@ -3,11 +3,14 @@
 ::
 
     noa pipeline SOURCE [--json] [--no-ai] [--sandbox A|B|C|auto] [--distributed]
-                        [--shards N] [--no-deploy] [--alert-block TYPE/NAME] [--home DIR]
+                        [--shards N] [--no-deploy] [--alert-block TYPE/NAME] [--home DIR] [-v]
 
 ``--json`` prints one JSON document (``stages``: each ``name``, ``status``,
 ``duration_s``, ``details``; ``verdict``) on stdout; progress goes to stderr. Exit 0 when
 every gate passed, 1 when a gate failed (or the merge refused), 2 on bad input.
+stderr shows the steps and stages as they run (:mod:`noa_core.cli.pipeline_view`: a live
+view on a terminal, plain lines elsewhere); Prefect's log lines go to the Prefect UI and
+NOA_HOME/logs, and to the terminal too with ``-v/--verbose``.
 ``--distributed`` runs the swarms on the work pools' workers (start them with
 ``noa swarm up``); a swarm no worker picks up falls back to an embedded run.
 """
@@ -44,6 +47,11 @@ def _print(doc: dict, console: Console) -> None:
     console.print(f"report: {doc.get('report_path')}")
 
 
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v",
+                                            help="Prefect's log lines on stderr too (they always go to the "
+                                                 "Prefect UI and NOA_HOME/logs)")]
+
+
 def register(app: typer.Typer) -> None:
     """Add ``noa pipeline`` to the ``noa`` application."""
     from noa_core.cli import main as cli
@@ -61,15 +69,17 @@ def register(app: typer.Typer) -> None:
         no_deploy: Annotated[bool, typer.Option("--no-deploy", help="stop before staging and production")] = False,
         alert_block: Annotated[str | None, typer.Option(
             "--alert-block", help="Prefect notification block for alerts, TYPE/NAME (default $NOA_ALERT_BLOCK)")] = None,
+        verbose: VerboseOption = False,
     ) -> None:
         """Run the whole job on SOURCE: drop, merge, swarms, the seven stages and their gates."""
         run_pipeline_command(source, as_json=as_json, home=home, no_ai=no_ai, sandbox=sandbox,
-                             distributed=distributed, shards=shards, no_deploy=no_deploy, alert_block=alert_block)
+                             distributed=distributed, shards=shards, no_deploy=no_deploy, alert_block=alert_block,
+                             verbose=verbose)
 
 
 def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | None = None, no_ai: bool = False,
                          sandbox: str = "auto", distributed: bool = False, shards: int = 2, no_deploy: bool = False,
-                         alert_block: str | None = None) -> None:
+                         alert_block: str | None = None, verbose: bool = False) -> None:
     """The body of ``noa pipeline`` (``noa demo`` runs it on the example service); raises typer.Exit."""
     from noa_core.cli import main as cli
     from noa_core.errors import NoaError
@@ -86,12 +96,17 @@ def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | Non
         from noa_core.cli.connect import connect_prefect
 
         server = connect_prefect(settings, console)
-        from flows.pipeline import run_pipeline
+        from prefect import tags
 
-        with console.status(f"pipeline: {source}"):
-            doc = run_pipeline(source=source, home=str(settings.home), sandbox=sandbox.upper(), use_ai=not no_ai,
-                               mode="distributed" if distributed else "embedded", shards=shards,
-                               deploy=not no_deploy, alert_block=alert_block)
+        from flows.pipeline import run_pipeline
+        from noa_core.cli.pipeline_view import pipeline_view
+
+        with pipeline_view(console, title=f"pipeline {source}", verbose=verbose) as view:
+            with tags(view.tag):  # every run of this pipeline carries it: the view reads them back
+                doc = run_pipeline(source=source, home=str(settings.home), sandbox=sandbox.upper(),
+                                   use_ai=not no_ai, mode="distributed" if distributed else "embedded",
+                                   shards=shards, deploy=not no_deploy, alert_block=alert_block)
+            view.finish(doc)
     except NoaError as exc:
         raise cli._fail(exc) from None
     doc["ui_url"] = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc['pipeline_run_id']}"
@@ -99,5 +114,5 @@ def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | Non
         typer.echo(json.dumps(doc, indent=2, default=str))
     else:
         _print(doc, Console())
-        console.print(f"Prefect UI: {doc['ui_url']}")
+        console.print(f"Prefect UI: {doc['ui_url']}", soft_wrap=True)
     raise typer.Exit(0 if doc["verdict"] == "passed" else 1)

@@ -110,6 +110,7 @@ def watch(
     settings = NoaSettings()
     if home is not None:
         settings = settings.model_copy(update={"home": home})
+    settings = settings.model_copy(update={"home": settings.home.resolve()})  # absolute at the edge
     console = Console(stderr=True)
     try:
         options = WatchOptions(settle=settle, concurrency=concurrency, once=once, use_ai=not no_ai, sandbox=sandbox)
