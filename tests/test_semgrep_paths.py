@@ -10,7 +10,13 @@ from pathlib import Path
 from test_swarm_support import write_tree
 
 from noa_core.config import ExecLimits
-from noa_core.stages.semgrep import RULES_DIR, rule_files, rule_id_of, rule_ids, run_semgrep
+from noa_core.stages.semgrep import (
+    RULES_DIR,
+    rule_files,
+    rule_id_of,
+    rule_ids,
+    run_semgrep,
+)
 
 
 def test_rule_id_is_the_shipped_id_that_ends_the_check_id() -> None:
