@@ -9,6 +9,7 @@ stay off the terminal unless ``-v``. The flows' run names are read back from the
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from test_swarm_support import write_tree
 
 from noa_core.cli.pipeline_view import STEPS, PipelineProgress, PlainLines
@@ -135,12 +137,8 @@ def test_progress_rows_follow_the_runs_and_the_result() -> None:
         return RunInfo(name, name, flow, state, state.title(), 1.5, created, 0.0, verdict, details)
 
     progress = PipelineProgress()
-    shown: list[str] = []
-
-    class Sink:
-        file = type("F", (), {"write": lambda self, s: shown.append(s), "flush": lambda self: None})()
-
-    lines = PlainLines(Sink(), progress)  # type: ignore[arg-type]
+    out = io.StringIO()
+    lines = PlainLines(Console(file=out), progress)
     lines.show(progress.update([run("pipeline-x", "noa_pipeline", "RUNNING", 0), run("drop-x", "code_drop", "RUNNING", 1)]))
     lines.show(progress.update([run("drop-x", "code_drop", "COMPLETED", 1), run("merge-A", "sandbox_merge", "RUNNING", 2)]))
     lines.show(progress.update([run("drop-x", "code_drop", "COMPLETED", 1), run("merge-A", "sandbox_merge", "COMPLETED", 2),
@@ -150,8 +148,7 @@ def test_progress_rows_follow_the_runs_and_the_result() -> None:
     lines.show(progress.finish({"steps": {"sandbox_merge": {"outcome": "rolled back", "message": "tests failed"}},
                                 "stages": [{"name": "analysis", "status": "failed", "details": "confidence 0.10"},
                                            {"name": "testing", "status": "skipped", "details": "skipped: earlier"}]}))
-    text = "".join(shown)
-    assert text.splitlines() == [
+    assert out.getvalue().splitlines() == [
         "pipeline: code drop: running (drop-x)",
         "pipeline: code drop: done in 1.5 s",
         "pipeline: merge: running (merge-A)",
@@ -245,3 +242,42 @@ def test_whole_pipeline_on_a_pipe_shows_each_stage_verdict(prefect_api_url: str,
     readable = re.compile(rf"^(pipeline|drop|merge|swarm|python_swarm|unified|error|{'|'.join(stages)})-[\w.-]+$")
     assert all(readable.match(n) for n in names), names  # no generated adjective-animal names
     assert {n for n in names if n.startswith("merge-")} == {f"merge-{doc['steps']['code_drop']['sandbox']}"}
+
+
+def test_live_table_on_a_terminal_and_prefect_console_held_back() -> None:
+    """The terminal view: a spinner and the inner run for the running row, verdicts for the rest;
+    Prefect's console handlers show WARNING and above only while the view runs."""
+    import logging
+    import time
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from noa_core.cli.pipeline_view import LiveTable, quiet_prefect_console
+
+    now = time.monotonic()
+    progress = PipelineProgress()
+    progress.update([
+        RunInfo("p", "pipeline-hello", "noa_pipeline", "RUNNING", "Running", 30.0, 0, now),
+        RunInfo("d", "drop-hello", "code_drop", "COMPLETED", "Completed", 11.4, 1, now),
+        RunInfo("u", "unified-hello", "unified_workflow", "RUNNING", "Running", 9.0, 2, now),
+        RunInfo("a", "analysis-hello", "analysis_stage", "COMPLETED", "Completed", 0.3, 3, now, "passed", "conf 0.87"),
+        RunInfo("s", "staging-hello", "staging_stage", "RUNNING", "Running", 3.3, 4, now),
+        RunInfo("x", "deploy-hello-staging", "deploy", "RUNNING", "Running", 3.0, 5, now),
+    ])
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, record=True)
+    console.print(LiveTable(console, progress, "pipeline hello").render())
+    rows = {line.split()[1]: line for line in console.export_text().splitlines()[1:] if line.strip()}
+    assert rows["code"].split()[:4] == ["✔", "code", "drop", "done"] and "11.4 s" in rows["code"]
+    assert "passed" in rows["analysis"] and "conf 0.87" in rows["analysis"]
+    assert "running" in rows["staging"] and rows["staging"].rstrip().endswith("deploy-hello-staging")
+    assert rows["testing"].split()[:3] == ["·", "testing", "pending"]
+
+    handler = PrefectConsoleHandler(stream=io.StringIO())
+    logger = logging.getLogger("noa.test.view")
+    logger.addHandler(handler)
+    try:
+        with quiet_prefect_console() as n:
+            assert n >= 1 and handler.level == logging.WARNING
+        assert handler.level == logging.NOTSET
+    finally:
+        logger.removeHandler(handler)
