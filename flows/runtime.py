@@ -8,7 +8,7 @@ run by workers from deployments, which keep it; in-process runs started by ``noa
 switch it off.
 
 Instead, every flow, subflow and task run started inside :func:`in_process_run` carries
-the tags ``noa-in-process`` and ``noa-owner:HOST:PID:START:BOOT``
+the tags ``noa-in-process`` and ``noa-owner:HOST:MACHINE:PID:START:BOOT``
 (:mod:`noa_core.orchestration.owner`); if this process dies mid-flow (SIGKILL, a native
 crash), the next ``noa`` command, or ``noa server`` / ``noa watch`` within ~30 s, marks its
 runs ``Crashed`` (:mod:`noa_core.orchestration.reconcile`).

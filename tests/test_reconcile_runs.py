@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -79,7 +80,7 @@ def _dead_mark() -> OwnerMark:
     assert ticks is not None
     proc.kill()
     proc.wait()
-    mark = OwnerMark(socket.gethostname(), proc.pid, ticks, OwnerMark.current().boot)
+    mark = replace(OwnerMark.current(), pid=proc.pid, start=ticks)
     assert mark.status() is OwnerStatus.GONE
     return mark
 
@@ -108,10 +109,12 @@ def test_a_reused_pid_is_not_the_owner(live_process: subprocess.Popen) -> None:
     ticks = process_start_ticks(live_process.pid)
     assert ticks is not None
     here = OwnerMark.current()
-    assert OwnerMark(here.host, live_process.pid, ticks, here.boot).status() is OwnerStatus.ALIVE
-    assert OwnerMark(here.host, live_process.pid, ticks + 1, here.boot).status() is OwnerStatus.GONE
-    assert OwnerMark(here.host, live_process.pid, ticks, "00000000").status() is OwnerStatus.GONE  # other boot
-    assert OwnerMark("another-host", 1, 1, here.boot).status() is OwnerStatus.ELSEWHERE
+    live = replace(here, pid=live_process.pid, start=ticks)
+    assert live.status() is OwnerStatus.ALIVE
+    assert replace(live, start=ticks + 1).status() is OwnerStatus.GONE  # the pid, reused by another process
+    assert replace(live, boot="00000000").status() is OwnerStatus.GONE  # a mark from before a reboot
+    assert replace(live, host="another-host").status() is OwnerStatus.ELSEWHERE
+    assert replace(live, machine="0ther-id").status() is OwnerStatus.ELSEWHERE  # same host name, other machine
 
 
 # ---------------------------------------------------------------- reconcile against the real server
@@ -146,12 +149,12 @@ def test_runs_of_live_foreign_or_unmarked_owners_and_worker_runs_are_left_alone(
         prefect_api_url: str, live_process: subprocess.Popen) -> None:
     api = prefect_api_url
     here = OwnerMark.current()
-    live = OwnerMark(here.host, live_process.pid, process_start_ticks(live_process.pid) or 0, here.boot)
+    live = replace(here, pid=live_process.pid, start=process_start_ticks(live_process.pid) or 0)
     dead = _dead_mark()
     live_run = _flow_run(api, [IN_PROCESS_TAG, live.tag])
     live_task = _task_run(api, live_run)
     own_run = _flow_run(api, [IN_PROCESS_TAG, here.tag])
-    foreign_run = _flow_run(api, [IN_PROCESS_TAG, OwnerMark("another-host", dead.pid, dead.start, here.boot).tag])
+    foreign_run = _flow_run(api, [IN_PROCESS_TAG, replace(dead, host="another-host").tag])
     unmarked_run = _flow_run(api, [])
     flow_id = _flow_id(api)
     deployment = _post(api, "/deployments/", {"name": f"d-{uuid.uuid4().hex[:6]}", "flow_id": flow_id})["id"]
@@ -197,7 +200,8 @@ def _env(home: Path, api: str) -> dict[str, str]:
 
 def _runs_of(api: str, pid: int, flow: str | None = None) -> list[dict]:
     """The flow runs (of ``flow``) whose owner mark names ``pid`` on this host."""
-    prefix = f"noa-owner:{socket.gethostname()}:{pid}:"
+    here = OwnerMark.current()
+    prefix = f"noa-owner:{here.host}:{here.machine}:{pid}:"
     body: dict = {"flow_runs": {"tags": {"all_": [IN_PROCESS_TAG]}}, "limit": 200, "sort": "START_TIME_DESC"}
     if flow:
         body["flows"] = {"name": {"any_": [flow]}}

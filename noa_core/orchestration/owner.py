@@ -2,8 +2,10 @@
 
 A ``noa`` process that runs flows in its own process (``flows/runtime.py``) tags every
 flow, subflow and task run it starts with two Prefect tags: :data:`IN_PROCESS_TAG` (one
-fixed tag, so the API can filter on it) and an owner mark, ``noa-owner:HOST:PID:START:BOOT``.
-``START`` is the process start time in clock ticks since boot (field 22 of
+fixed tag, so the API can filter on it) and an owner mark,
+``noa-owner:HOST:MACHINE:PID:START:BOOT``. ``HOST`` and ``MACHINE`` (the head of
+``/etc/machine-id``) say which machine ran it: two machines with one host name are not
+confused. ``START`` is the process start time in clock ticks since boot (field 22 of
 ``/proc/PID/stat``) and ``BOOT`` the head of the kernel's boot id, so a pid reused by
 another process, or after a reboot, is not taken for the owner.
 
@@ -28,6 +30,17 @@ class OwnerStatus(enum.Enum):
     ALIVE = "alive"          # the owner process runs on this host
     GONE = "gone"            # the owner ran on this host and is no longer there (or its pid was reused)
     ELSEWHERE = "elsewhere"  # another host: nothing can be said from here
+
+
+def _machine_id() -> str:
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        try:
+            text = path.read_text().strip()[:8]
+        except OSError:
+            continue
+        if text:
+            return text
+    return "-"
 
 
 def _boot_id() -> str:
@@ -67,6 +80,7 @@ def _start_without_proc(pid: int) -> int | None:
 @dataclass(frozen=True)
 class OwnerMark:
     host: str
+    machine: str
     pid: int
     start: int
     boot: str
@@ -75,24 +89,24 @@ class OwnerMark:
     def current(cls) -> OwnerMark:
         pid = os.getpid()
         start = process_start_ticks(pid) if _PROC.is_dir() else 0
-        return cls(socket.gethostname(), pid, start or 0, _boot_id())
+        return cls(socket.gethostname(), _machine_id(), pid, start or 0, _boot_id())
 
     @property
     def tag(self) -> str:
-        return f"{OWNER_TAG_PREFIX}{self.host}:{self.pid}:{self.start}:{self.boot}"
+        return f"{OWNER_TAG_PREFIX}{self.host}:{self.machine}:{self.pid}:{self.start}:{self.boot}"
 
     @classmethod
     def parse(cls, tag: str) -> OwnerMark | None:
         """The mark in a tag, or None if the tag is not an owner mark."""
         if not tag.startswith(OWNER_TAG_PREFIX):
             return None
-        parts = tag[len(OWNER_TAG_PREFIX):].rsplit(":", 3)
-        if len(parts) != 4 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
+        parts = tag[len(OWNER_TAG_PREFIX):].rsplit(":", 4)
+        if len(parts) != 5 or not parts[0] or not parts[2].isdigit() or not parts[3].isdigit():
             return None
-        return cls(parts[0], int(parts[1]), int(parts[2]), parts[3])
+        return cls(parts[0], parts[1], int(parts[2]), int(parts[3]), parts[4])
 
     def status(self) -> OwnerStatus:
-        if self.host != socket.gethostname():
+        if self.host != socket.gethostname() or self.machine != _machine_id():
             return OwnerStatus.ELSEWHERE
         if self.boot != _boot_id():
             return OwnerStatus.GONE
