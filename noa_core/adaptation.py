@@ -44,6 +44,10 @@ def generate_manifest(project: str, results: Mapping[str, AnalyzerResult], versi
             pythonpath += [p for p in pp if p not in pythonpath]
     build = _data(results, "build_system")
     build_cmd = build.get("build_command")
+    if build_cmd == ["python", "-m", "build"]:
+        # NOA builds Python projects itself (PEP 517, in the project's own environment):
+        # `build` is a tool neither NOA nor the project's environment necessarily has.
+        build_cmd = None
     doc: dict[str, Any] = {"name": project_slug(project), "language": language,
                            "test": {"command": list(command) if command else None, "pythonpath": pythonpath},
                            "build": {"command": list(build_cmd) if isinstance(build_cmd, list) and build_cmd else None}}

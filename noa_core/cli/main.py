@@ -79,7 +79,7 @@ def _print_drop_summary(report: dict, console: Console) -> None:
 
 
 def _drop_exit_code(report: dict) -> int:
-    return 1 if report["tests"]["status"] in ("failed", "error", "timeout") else 0
+    return 1 if report["tests"]["status"] in ("failed", "error", "timeout", "unknown") else 0
 
 
 @app.command()
