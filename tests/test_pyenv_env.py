@@ -200,3 +200,29 @@ def test_the_build_stage_builds_in_the_projects_environment_with_its_own_build_b
     assert sorted(a.name for a in result.artifacts) == ["flitty-0.2-py2.py3-none-any.whl", "flitty-0.2.tar.gz"] or \
         sorted(a.name for a in result.artifacts) == ["flitty-0.2-py3-none-any.whl", "flitty-0.2.tar.gz"]
     assert result.steps[0].tool == "uv-build" and "project's environment" in result.steps[0].reason
+
+
+def test_a_dependency_published_only_as_an_sdist_is_built_in_the_sandbox(tmp_path: Path) -> None:
+    """docopt 0.6.2 has no wheel on PyPI: its sdist is built offline in bubblewrap, then installed."""
+    tree = _project(tmp_path / "usesdocopt", {
+        "pyproject.toml": """
+            [project]
+            name = "usesdocopt"
+            version = "0.1"
+            dependencies = ["docopt==0.6.2"]
+        """,
+        "tests/test_cli.py": """
+            import docopt
+
+            def test_parses():
+                assert docopt.docopt("Usage: prog [--verbose]", argv=["--verbose"])["--verbose"] is True
+        """,
+    })
+    home = tmp_path / "home"
+    env = prepare_python_env(tree, home=home, limits=LIMITS, hide_paths=(str(home),))
+    assert env.ready, env.reason
+    assert "docopt==0.6.2" in env.env.packages  # type: ignore[union-attr]
+    assert any("built docopt from its sdist in the sandbox" in n for n in env.notes) or \
+        any(p.name.startswith("docopt-0.6.2-") for p in PyenvLayout.for_home(home).built.glob("*.whl"))
+    run = _run(tree, home, env)
+    assert run.outcome == "passed" and run.counts is not None and run.counts.passed == 1

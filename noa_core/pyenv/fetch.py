@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -46,13 +48,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _safe_name(filename: str) -> str:
-    if not filename.endswith(".whl") or "/" in filename or "\\" in filename or filename.startswith("."):
-        raise HostileInput(f"refusing wheel file name {filename!r}")
+def _safe_name(filename: str, suffixes: tuple[str, ...] = (".whl",)) -> str:
+    if not filename.endswith(suffixes) or "/" in filename or "\\" in filename or filename.startswith("."):
+        raise HostileInput(f"refusing package file name {filename!r}")
     return filename
 
 
+def _copy_local(url: str, sha256: str, dest: Path) -> int:
+    """A ``file://`` entry of a resolution: a wheel NOA built itself from an sdist."""
+    src = Path(urlsplit(url).path)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.part")
+    try:
+        shutil.copyfile(src, tmp)
+        if _sha256(tmp) != sha256:
+            raise HostileInput(f"{src.name}: sha256 does not match the resolution")
+        os.replace(tmp, dest)
+        return dest.stat().st_size
+    except OSError as exc:
+        raise FetchError(f"{src.name}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _download(client: httpx.Client, wheel: WheelFile, dest: Path) -> int:
+    if wheel.url.startswith("file://"):
+        return _copy_local(wheel.url, wheel.sha256, dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.part")
     h = hashlib.sha256()
     size = 0
@@ -75,6 +95,18 @@ def _download(client: httpx.Client, wheel: WheelFile, dest: Path) -> int:
         raise FetchError(f"{wheel.filename}: {type(exc).__name__}: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fetch_file(url: str, filename: str, sha256: str, folder: Path, *, timeout_s: float = 120.0) -> Path:
+    """One package file (an sdist) into ``folder``, sha256-checked; reused when already there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / _safe_name(filename, (".tar.gz", ".tgz", ".tar", ".zip", ".whl"))
+    if dest.is_file() and _sha256(dest) == sha256:
+        return dest
+    wheel = WheelFile(name=filename, version="", filename=filename, url=url, sha256=sha256, size=None)
+    with httpx.Client(timeout=timeout_s, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as client:
+        _download(client, wheel, dest)
+    return dest
 
 
 def fetch_wheels(wheels: Sequence[WheelFile], wheelhouse: Path, *, timeout_s: float = 120.0,

@@ -30,7 +30,8 @@ from noa_core.pyenv.envs import EnvBuildError, PythonEnv, ensure_env
 from noa_core.pyenv.fetch import FetchError, fetch_wheels
 from noa_core.pyenv.interpreter import Interpreter, InterpreterError, base_interpreter, find_uv
 from noa_core.pyenv.project_layer import ProjectBuildError, ensure_project_site
-from noa_core.pyenv.resolve import ResolutionError, index_url, resolve
+from noa_core.pyenv.resolve import Resolution, ResolutionError, index_url, resolve
+from noa_core.pyenv.sdists import SdistBuildError, build_wheel_from_sdist, wheelless_package
 from noa_core.storage.hashing import digest_tree
 
 CACHE_ENV = "NOA_PYENV_CACHE"
@@ -62,6 +63,11 @@ class PyenvLayout:
     @property
     def sites(self) -> Path:
         return self.root / "sites"
+
+    @property
+    def built(self) -> Path:
+        """Wheels NOA built itself (in the sandbox) from dependencies published only as sdists."""
+        return self.root / "built"
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,28 @@ def build_requirements(declared: DeclaredRequirements) -> tuple[str, ...]:
     return tuple(reqs)
 
 
+_MAX_SDIST_BUILDS = 5
+
+
+def _resolve_building_sdists(requirements: tuple[str, ...], interpreter: Interpreter, uv: Path, layout: PyenvLayout,
+                             index: str, limits: ExecLimits, hide_paths: tuple[str, ...]
+                             ) -> tuple[Resolution, list[str]]:
+    """Resolve to wheels; a dependency with no wheel on the index is built from its sdist in the
+    sandbox (at most a few per resolution) and the resolution tried again."""
+    built: list[str] = []
+    while True:
+        try:
+            return resolve(requirements, interpreter, uv=uv, cache_dir=layout.resolutions, index=index,
+                           find_links=layout.built), built
+        except ResolutionError as exc:
+            missing = wheelless_package(str(exc))
+            if missing is None or missing.name in built or len(built) >= _MAX_SDIST_BUILDS:
+                raise
+            build_wheel_from_sdist(missing, interpreter, uv=uv, wheelhouse=layout.wheels, built_dir=layout.built,
+                                   resolutions=layout.resolutions, index=index, limits=limits, hide_paths=hide_paths)
+            built.append(missing.name)
+
+
 def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: Any = None,
                        test_runner: str | None = "pytest", hide_paths: tuple[str, ...] = ()) -> EnvChoice:
     """The project's environment (built or reused), or ``unknown`` with the reason; never raises for
@@ -194,8 +222,10 @@ def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: An
     index = index_url(getattr(config, "index_url", None) if config is not None else None)
     try:
         t = time.perf_counter()
-        resolution = resolve(requirements, interpreter, uv=uv, cache_dir=layout.resolutions, index=index)
+        resolution, built = _resolve_building_sdists(requirements, interpreter, uv, layout, index, limits, hide_paths)
         timings["resolve"] = time.perf_counter() - t
+        if built:
+            notes += tuple(f"built {name} from its sdist in the sandbox (no wheel on the index)" for name in built)
         t = time.perf_counter()
         fetched = fetch_wheels(resolution.wheels, layout.wheels)
         timings["fetch"] = time.perf_counter() - t
@@ -205,8 +235,8 @@ def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: An
         site = None
         if declared.installable:
             t = time.perf_counter()
-            build_res = resolve(build_requirements(declared), interpreter, uv=uv, cache_dir=layout.resolutions,
-                                index=index)
+            build_res, _ = _resolve_building_sdists(build_requirements(declared), interpreter, uv, layout, index,
+                                                    limits, hide_paths)
             fetch_wheels(build_res.wheels, layout.wheels)
             tree_hash = digest_tree(Path(tree)).tree_hash
             site = ensure_project_site(Path(tree), tree_hash, env, uv=uv, wheelhouse=layout.wheels,
@@ -214,6 +244,8 @@ def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: An
             timings["project"] = time.perf_counter() - t
     except ResolutionError as exc:
         return _unknown(f"the dependencies do not resolve: {exc}", declared, timings, notes)
+    except SdistBuildError as exc:
+        return _unknown(str(exc), declared, timings, notes)
     except (FetchError, HostileInput) as exc:
         return _unknown(f"downloading the dependencies failed: {exc}", declared, timings, notes)
     except EnvBuildError as exc:

@@ -78,9 +78,10 @@ def index_url(explicit: str | None = None) -> str:
     return (explicit or os.environ.get(INDEX_ENV) or DEFAULT_INDEX_URL).rstrip("/")
 
 
-def resolution_key(requirements: Sequence[str], interpreter: Interpreter, index: str) -> str:
-    doc = json.dumps({"f": _FORMAT, "req": sorted(set(requirements)), "py": interpreter.tag, "index": index},
-                     sort_keys=True)
+def resolution_key(requirements: Sequence[str], interpreter: Interpreter, index: str,
+                   local_wheels: Sequence[str] = ()) -> str:
+    doc = json.dumps({"f": _FORMAT, "req": sorted(set(requirements)), "py": interpreter.tag, "index": index,
+                      "local": sorted(local_wheels)}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:24]
 
 
@@ -138,11 +139,15 @@ def _uv_message(stderr: str) -> str:
 
 
 def resolve(requirements: Sequence[str], interpreter: Interpreter, *, uv: Path, cache_dir: Path,
-            index: str | None = None, timeout_s: float = _RESOLVE_TIMEOUT_S) -> Resolution:
-    """Resolve ``requirements`` to wheels for ``interpreter`` (cached); raises :class:`ResolutionError`."""
+            index: str | None = None, timeout_s: float = _RESOLVE_TIMEOUT_S,
+            find_links: Path | None = None) -> Resolution:
+    """Resolve ``requirements`` to wheels for ``interpreter`` (cached); raises :class:`ResolutionError`.
+
+    ``find_links`` holds wheels NOA built itself from sdists (see :mod:`noa_core.pyenv.sdists`)."""
     index = index_url(index)
     reqs = tuple(dict.fromkeys(requirements))
-    key = resolution_key(reqs, interpreter, index)
+    local = sorted(p.name for p in find_links.glob("*.whl")) if find_links is not None and find_links.is_dir() else []
+    key = resolution_key(reqs, interpreter, index, local)
     cached = cache_dir / f"pylock.{key}.toml"
     tags = interpreter_tags(interpreter)
     t0 = time.perf_counter()
@@ -158,6 +163,8 @@ def resolve(requirements: Sequence[str], interpreter: Interpreter, *, uv: Path, 
     argv = [str(uv), "pip", "compile", "-", "--format", "pylock.toml", "--only-binary", ":all:",
             "--python", str(interpreter.executable), "--index-url", index, "--no-header", "--quiet",
             "--output-file", str(tmp)]
+    if local:
+        argv += ["--find-links", str(find_links)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_", "VIRTUAL_ENV"))}
     env.update({"UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"})
     try:
