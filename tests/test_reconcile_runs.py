@@ -41,7 +41,11 @@ KILL_IN = "validate-in-sandbox"  # the code_drop task the killed `noa drop` is i
 # ---------------------------------------------------------------- helpers (Prefect REST API)
 
 def _post(api: str, path: str, body: dict) -> dict | list:
-    r = httpx.post(f"{api}{path}", json=body, timeout=30)
+    for delay in (0.2, 0.5, 1.0, 2.0, None):  # the session's SQLite server answers 503 while it is busy
+        r = httpx.post(f"{api}{path}", json=body, timeout=30)
+        if r.status_code not in (429, 503) or delay is None:
+            break
+        time.sleep(delay)
     assert r.status_code < 400, (path, r.status_code, r.text[:300])
     return r.json()
 
@@ -68,7 +72,11 @@ def _task_run(api: str, flow_run: str, state: str = "RUNNING") -> str:
 
 
 def _state(api: str, kind: str, run_id: str) -> dict:
-    r = httpx.get(f"{api}/{kind}_runs/{run_id}", timeout=30)
+    for delay in (0.2, 0.5, 1.0, 2.0, None):
+        r = httpx.get(f"{api}/{kind}_runs/{run_id}", timeout=30)
+        if r.status_code not in (429, 503) or delay is None:
+            break
+        time.sleep(delay)
     r.raise_for_status()
     return r.json()["state"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Self
@@ -34,6 +35,7 @@ ACTIVE_STATES = ("RUNNING", "PENDING", "CANCELLING")
 PAGE = 200
 DEFAULT_INTERVAL_S = 30.0
 _MAX_DEPTH = 20  # nesting of subflows followed below a dead run
+_RETRY_DELAYS_S = (0.2, 0.5, 1.0)
 
 
 class ReconcileError(NoaError):
@@ -86,10 +88,14 @@ class _Api:
         self.client = client
 
     def _post(self, path: str, body: dict) -> object:
-        try:
-            r = self.client.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise ReconcileError(f"Prefect API {path}: {type(exc).__name__}: {exc}") from exc
+        for delay in (*_RETRY_DELAYS_S, None):  # a busy server (SQLite locked) answers 503 for a moment
+            try:
+                r = self.client.post(path, json=body)
+            except httpx.HTTPError as exc:
+                raise ReconcileError(f"Prefect API {path}: {type(exc).__name__}: {exc}") from exc
+            if r.status_code not in (429, 503) or delay is None:
+                break
+            time.sleep(delay)
         if r.status_code >= 400:
             raise ReconcileError(f"Prefect API {path}: HTTP {r.status_code}")
         return r.json()
