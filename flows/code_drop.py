@@ -135,7 +135,7 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
         timings["ai"] = float(ai.get("seconds", 0.0))
         progress.step("analyse")
 
-        confidence = confidence_task(settings, results)
+        confidence = confidence_task(settings, {**results, "llm": AnalyzerResult.from_dict(ai)})  # the note on AI
         progress.step("confidence")
         manifest, origin = adapt_task(fetched.tree, identity["project"], results, identity.get("version"))
         progress.step("adapt")

@@ -12,6 +12,10 @@ calibrated score is the posterior mean of the bin's pass rate under a Beta prior
 centred on the raw score (``prior_strength`` pseudo-observations, 4 by default). With
 no history for a bin the calibrated score is the raw score; with much history it is
 the bin's observed pass rate.
+
+The local LLM's opinion (result ``llm``) is never weighted; when it is among the results
+an ``ai`` line with weight 0 says so, and when the model gave no answer (``unknown``,
+``skipped``) that the score was computed without the AI signal, and why.
 """
 
 from __future__ import annotations
@@ -134,6 +138,8 @@ def score_confidence(results: Mapping[str, AnalyzerResult],
         weight = WEIGHTS[name]
         contributions.append(Contribution(name, value, weight, weight * value / total, why))
     raw = _clamp(sum(c.contribution for c in contributions))
+    if "llm" in results:
+        contributions.append(_ai_note(results["llm"]))
     if calibration is None:
         return Confidence(raw, raw, tuple(contributions))
     return Confidence(raw, calibration.calibrate(raw), tuple(contributions),
@@ -295,6 +301,17 @@ def _coverage(results: Mapping[str, AnalyzerResult]) -> tuple[float, str]:
         if names:
             parts.append(f"{label}: {', '.join(names)}")
     return value / len(EXPECTED_ANALYZERS), "; ".join(parts)
+
+
+def _ai_note(r: AnalyzerResult) -> Contribution:
+    """The local LLM is no weighted signal (weight 0): the line says how the score stands
+    towards it, in particular that it was computed without it when the model gave no answer."""
+    if r.status == "ok":
+        opinion = r.data.get("opinion")
+        why = f"the AI opinion ({opinion}) is not part of the score; it only informs the sandbox choice"
+    else:
+        why = f"computed without the AI signal: {r.reason or r.status}"
+    return Contribution("ai", NO_EVIDENCE, 0.0, 0.0, why)
 
 
 SIGNALS: dict[str, Signal] = {

