@@ -113,8 +113,9 @@ def llm_opinion(ctx: LlmContext, *, model_path: Path | None = None, max_tokens: 
             summary_reply = model.chat(_messages(f"{prompt}\n{_SUMMARY_ASK}"), max_tokens=max_tokens)
             category_reply = model.chat(_messages(f"{prompt}\n{_CATEGORY_ASK}"), max_tokens=8,
                                         grammar=_CATEGORY_GRAMMAR)
-    except ModelProcessError as exc:  # a dead, hung or broken model must not sink the drop
-        return AnalyzerResult(name="llm", status="unknown", reason=exc.one_line()[:300],
+    except (ModelProcessError, OSError) as exc:  # a dead, hung or broken model must not sink the drop
+        why = exc.one_line() if isinstance(exc, ModelProcessError) else f"model process did not start: {exc}"
+        return AnalyzerResult(name="llm", status="unknown", reason=" ".join(why.split())[:300],
                               data={"model": path.name, "system_prompt": _SYSTEM, "prompt": asked},
                               seconds=time.perf_counter() - t0)
     raw_summary, raw_category = summary_reply.text, category_reply.text
