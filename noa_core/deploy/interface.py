@@ -203,6 +203,11 @@ class DeployTarget(ABC):
         """``ok``, or ``skipped`` with a one-line reason (no engine, no cluster, ...)."""
         return Availability("ok")
 
+    def prepare(self, release: Release) -> Release:
+        """Make what :meth:`start` needs before any traffic moves (docker: build the image) and
+        return the release to deploy; a :class:`DeployError` here fails the deploy, nothing changed."""
+        return release
+
     @abstractmethod
     def start(self, release: Release) -> Instance:
         """Start one instance of ``release`` and return at once (do not wait for health).

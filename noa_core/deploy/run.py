@@ -17,7 +17,7 @@ from typing import Any
 
 from noa_core.deploy.analysis import AnalysisConfig
 from noa_core.deploy.controller import Approve, DeployController, DeployOptions, Log, result
-from noa_core.deploy.interface import DeployTarget, TargetUnavailable, TrafficRouter
+from noa_core.deploy.interface import DeployError, DeployTarget, TargetUnavailable, TrafficRouter
 from noa_core.errors import BadInput
 from noa_core.manifest import MANIFEST_FILENAME, NoaManifest, load_manifest
 
@@ -43,8 +43,11 @@ def plugin_targets() -> dict[str, Any]:
     return found
 
 
-def make_target(kind: str, home: Path, **kw: Any) -> DeployTarget:
-    """``local`` (default), the ``docker`` / ``kubernetes`` adapters, or a plugin's target."""
+def make_target(kind: str, home: Path, *, env: str = "", log: Log | None = None, **kw: Any) -> DeployTarget:
+    """``local`` (default), the ``docker`` / ``kubernetes`` adapters, or a plugin's target.
+
+    ``docker``: containers on the host network when the engine has no bridge, NOA's runtime
+    base image, labelled with ``env`` and NOA_HOME (:mod:`noa_core.deploy.docker_target`)."""
     if kind == "local":
         from noa_core.deploy.local_target import LocalTarget
 
@@ -52,7 +55,8 @@ def make_target(kind: str, home: Path, **kw: Any) -> DeployTarget:
     if kind == "docker":
         from noa_core.deploy.docker_target import DockerTarget  # type: ignore[import-not-found]
 
-        return DockerTarget(**kw)  # type: ignore[no-any-return]
+        kw = {"network": "auto", "base_image": None, "home": Path(home), "deploy_env": env, "log": log, **kw}
+        return DockerTarget(**kw)
     if kind == "kubernetes":
         from noa_core.deploy.kubernetes_target import KubernetesTarget  # type: ignore[import-not-found]
 
@@ -115,12 +119,18 @@ def deploy_project(home: Path, project_dir: Path, env: str = "staging", strategy
     name = app or manifest.name
     if manifest.run.command is None:
         return result(name, env, strategy, "skipped", reason=NO_TARGET)
-    target = make_target(str(options.get("target") or "local"), home,
+    target = make_target(str(options.get("target") or "local"), home, env=env, log=log,
                          **({"max_restarts": options["max_restarts"]} if options.get("max_restarts") else {}))
     avail = target.availability()
     if not avail.ok:
         return result(name, env, strategy, "skipped", reason=avail.reason)
     release = make_release(project_dir, manifest, home, app=name)
+    try:
+        release = target.prepare(release)  # docker: the image build; nothing runs or moves yet
+    except TargetUnavailable as exc:
+        return result(name, env, strategy, "skipped", release=release, reason=exc.one_line())
+    except DeployError as exc:
+        return prepare_failed(home, env, name, strategy, release, exc)
     ctl = DeployController(target, make_router(home), home, env, name, log=log, approve=approve)
     try:
         return ctl.deploy(release, strategy, opts)
@@ -128,12 +138,39 @@ def deploy_project(home: Path, project_dir: Path, env: str = "staging", strategy
         return result(name, env, strategy, "skipped", release=release, reason=exc.one_line())
 
 
+def prepare_failed(home: Path, env: str, app: str, strategy: str, release: Any, exc: DeployError) -> dict[str, Any]:
+    """The result of a deploy whose release could not be prepared (a failed image build):
+    ``failed``, the active release untouched and still serving."""
+    from noa_core.deploy.releases import ReleaseStore
+
+    store = ReleaseStore(home, env, app)
+    active = store.active()
+    store.add_history(release, "failed")
+    tail = list(getattr(exc, "log_tail", []) or [])
+    step = {"name": "build", "weight": 0, "duration_s": 0.0, "verdict": "failed", "reason": exc.one_line(),
+            "metrics": {"log_tail": tail} if tail else {}}
+    serving = f"; {active.release.release_id} still serving" if active is not None else ""
+    return result(app, env, strategy, "failed", release=release, steps=[step], reason=exc.one_line() + serving,
+                  previous=active.release.release_id if active is not None else None)
+
+
 def rollback_app(home: Path, app: str, env: str = "production", *, target: str = "local",
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     if env not in ENVS:
         raise BadInput(f"--env must be one of {', '.join(ENVS)} (got {env!r})")
-    ctl = DeployController(make_target(target, home), make_router(home), home, env, app, log=log)
+    kind = _deployed_on(home, app, env, target)
+    ctl = DeployController(make_target(kind, home, env=env, log=log), make_router(home), home, env, app, log=log)
     return ctl.rollback(DeployOptions())
+
+
+def _deployed_on(home: Path, app: str, env: str, target: str) -> str:
+    """``target``, except that the default ``local`` yields to the target the active release runs on."""
+    from noa_core.deploy.releases import ReleaseStore
+
+    active = ReleaseStore(home, env, app).active()
+    if target == "local" and active is not None and active.instance is not None:
+        return active.instance.target
+    return target
 
 
 def restore_active(home: Path, app: str, env: str, *, target: str = "local") -> dict[str, Any]:
@@ -143,7 +180,8 @@ def restore_active(home: Path, app: str, env: str, *, target: str = "local") -> 
     from noa_core.deploy.interface import Upstream
     from noa_core.deploy.releases import ReleaseStore
 
-    t = make_target(target, home)
+    target = _deployed_on(home, app, env, target)
+    t = make_target(target, home, env=env)
     active = ReleaseStore(home, env, app).active()
     if active is not None and active.instance is not None and t.is_alive(active.instance):
         make_router(home).set_upstreams(route_name(app, env),
