@@ -115,7 +115,7 @@ def render_markdown(report: DropReport) -> str:
     ai_text = (f"**{ai.get('opinion') or 'no opinion'}** - {ai.get('summary', '')}\n\n"
                f"<details><summary>prompt and raw answer</summary>\n\n```\n{ai.get('prompt', '')}\n```\n\n"
                f"```\n{ai.get('raw_answer', '')}\n```\n</details>") if ai.get("status") == "ok" or ai.get("raw_answer") \
-        else f"skipped: {ai.get('reason', 'not run')}"
+        else f"{ai.get('status') or 'skipped'}: {ai.get('reason', 'not run')}"
     env = t.environment or {}
     env_text = ("none (not a Python suite)" if not env else
                 f"`{str(env.get('hash', ''))[:12]}` - {env.get('packages', 0)} packages"
