@@ -33,6 +33,7 @@ from noa_core.deploy.docker_target import (
     remove_containers,
     remove_images,
 )
+from noa_core.deploy.run import rollback_app
 from noa_core.deploy.supervisor import ensure_supervisor
 
 _ENGINE = DockerTarget().availability()
@@ -98,6 +99,13 @@ def test_docker_canary_of_a_good_release_is_promoted_with_no_failed_request(home
     (green,) = containers(home, app="svc")
     assert green["status"] == "running" and green["labels"]["noa.colour"] == "green"
     assert green["labels"]["noa.release"] == res["release"] and green["labels"]["noa.env"] == "production"
+
+    # a rollback (target inferred from the active release) goes back to blue's release; green is removed
+    back = rollback_app(home, "svc", "production")
+    assert back["outcome"] == "rolled_back" and back["release"] == first["release"], back["reason"]
+    assert body_of(url) == "hello from 1.0\n"
+    (again,) = containers(home, app="svc")
+    assert again["labels"]["noa.release"] == first["release"] and again["labels"]["noa.colour"] == "blue"
 
     # `noa deploy-supervisor stop` (the real CLI) leaves no NOA container of this home, running or not
     p = subprocess.run([sys.executable, "-m", "noa_core.cli", "deploy-supervisor", "stop", "--home", str(home)],
