@@ -114,10 +114,6 @@ def test_drop_counts_equal_plain_venv(entry: dict[str, Any], dropped: Callable[[
 WITH_SUBTESTS = [e for e in CORPUS if "subtests_passed" in e["counts"]]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the tests analyzer (noa_core/analysis/suites.py) runs a suite of "
-                   "unittest.TestCase files with no pytest config as `python -m unittest discover`, which does not "
-                   "count subTest()s; the project runs it with pytest (tox.ini: py.test, pytest in its dev group), "
-                   "which does")
 @pytest.mark.parametrize("entry", WITH_SUBTESTS, ids=[f"{e['name']}-{e['version']}" for e in WITH_SUBTESTS])
 def test_subtests_counted_like_plain_pytest(entry: dict[str, Any], dropped: Callable[[dict[str, Any]], Drop]) -> None:
     drop = dropped(entry)

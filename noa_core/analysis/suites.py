@@ -89,6 +89,10 @@ class TestsAnalyzer:
             uses_pytest = uses_pytest or bool(_IMPORTS_PYTEST.search(head))
             uses_unittest = uses_unittest or bool(_IMPORTS_UNITTEST.search(head))
             plain_functions = plain_functions or bool(_TEST_FUNCTION.search(head))
+        if uses_unittest and not uses_pytest and not plain_functions:
+            # unittest-style files, but the project's own people run pytest when they declare it
+            # (pytest counts subTest() results; unittest does not)
+            uses_pytest = _declares_pytest(tree)
         framework = "unittest" if uses_unittest and not uses_pytest and not plain_functions \
             else "pytest"
         roots = [p.rstrip("/") for p in testpaths if any(
@@ -227,3 +231,23 @@ def _src_layout(tree: Path, files: tuple[_fs.FileEntry, ...]) -> str | None:
         return None
     top = {f.parts[0] for f in files if len(f.parts) == 2 and f.parts[1] == "__init__.py"}
     return None if under_src & top else "src"
+
+
+def _declares_pytest(tree: Path) -> bool:
+    """Whether the project lists pytest among what it needs for testing (read, never run)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    from noa_core.pyenv.declared import read_declared
+
+    try:
+        declared = read_declared(tree)
+    except (OSError, ValueError):
+        return False
+    for text in declared.requirements:
+        try:
+            if canonicalize_name(Requirement(text).name) == "pytest":
+                return True
+        except InvalidRequirement:
+            continue
+    return False
