@@ -184,3 +184,19 @@ def test_requirements_are_installed_offline_in_the_image_and_a_bad_one_fails_the
     assert res2["outcome"] == "failed" and "could not be fetched" in res2["reason"]
     assert "No matching distribution found for noa-surely-not-a-package-4d1f9c==0.0.1" in res2["reason"]
     assert body_of(url) == "six 1.16.0\n"
+
+
+def test_docker_canary_whose_container_crashes_is_rolled_back_after_the_engine_restarts_it(
+        home: Path, tmp_path: Path) -> None:
+    _, url = stable(home, tmp_path)
+    with load(url, tmp_path / "load.txt") as hits:
+        res = deploy(home, make_app(tmp_path, version="2.0", mode="crash", crash_after=5), "production",
+                     target="docker", interval_s=1.5)
+    failed, total, _ = failed_share(hits)
+    print(f"\ncrashing docker canary: {res['reason']}; {failed}/{total} failed")
+    assert res["outcome"] == "rolled_back" and "canary down" in res["reason"]
+    # the engine's on-failure restart policy, read from the container state ("restarting after a crash" or
+    # "the engine restarted the container 1x ...", depending on when the analysis looked)
+    assert "restart" in res["reason"]
+    assert containers(home, release=res["release"]) == []
+    assert body_of(url) == "hello from 1.0\n"

@@ -60,8 +60,19 @@ from noa_core.deploy.interface import (
 )
 from noa_core.deploy.local_target import http_health
 
-__all__ = ["CONTAINER_PORT", "DockerTarget", "ImageBuildError", "generated_dockerfile", "home_label", "image_tag",
-           "noa_dockerfile", "prune_images", "remove_containers", "remove_images"]
+__all__ = [
+    "CONTAINER_PORT",
+    "DockerTarget",
+    "ImageBuildError",
+    "container_name",
+    "generated_dockerfile",
+    "home_label",
+    "image_tag",
+    "noa_dockerfile",
+    "prune_images",
+    "remove_containers",
+    "remove_images",
+]
 
 CONTAINER_PORT = 8000
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
@@ -84,8 +95,17 @@ def _docker_name(text: str, limit: int = 120) -> str:
     return (_NAME.sub("-", text.lower()).strip("-.") or "app")[:limit]
 
 
-def image_tag(release: Release) -> str:
-    return f"noa/{_docker_name(release.app, 100)}:{_docker_name(release.release_id, 120)}"
+def image_tag(release: Release, home: Path | None = None) -> str:
+    """``noa/<app>:<release id>``, ``-<home hash>`` appended when built for a NOA_HOME (two homes
+    deploying the same tree in the same second never share a tag)."""
+    suffix = f"-{home_label(home)[:8]}" if home is not None else ""
+    return f"noa/{_docker_name(release.app, 100)}:{_docker_name(release.release_id, 118 - len(suffix))}{suffix}"
+
+
+def container_name(release: Release, home: Path | None = None) -> str:
+    """``noa-<release id>``, ``-<home hash>`` appended as for :func:`image_tag`."""
+    suffix = f"-{home_label(home)[:8]}" if home is not None else ""
+    return f"noa-{_docker_name(release.release_id, 100)}{suffix}"
 
 
 def home_label(home: Path) -> str:
@@ -241,7 +261,7 @@ class DockerTarget(DeployTarget):
         tree = Path(release.source)
         if not tree.is_dir():
             raise DeployError(f"{release.app}: release tree {tree} does not exist")
-        tag = image_tag(release)
+        tag = image_tag(release, self.home)
         own = (tree / "Dockerfile").is_file()
         extra_text: dict[str, str] = {}
         extra_files: dict[str, Path] = {}
@@ -293,8 +313,9 @@ class DockerTarget(DeployTarget):
 
     # ----------------------------------------------------------------- DeployTarget
     def _colour(self, release: Release) -> str:
-        """blue, unless a live container of this app and environment is blue."""
-        filters = {"label": [f"noa.app={release.app}", f"noa.env={self.deploy_env}"]}
+        """blue, unless a live container of this app, environment and home is blue."""
+        filters = {"label": [f"noa.app={release.app}", f"noa.env={self.deploy_env}"]
+                   + ([f"noa.home={home_label(self.home)}"] if self.home is not None else [])}
         try:
             used = {(c.labels or {}).get("noa.colour") for c in self.client.containers.list(filters=filters)}
         except TargetUnavailable:
@@ -324,7 +345,7 @@ class DockerTarget(DeployTarget):
         from docker.errors import APIError
 
         image = self.image_for(release)
-        name = f"noa-{_docker_name(release.release_id, 100)}"
+        name = container_name(release, self.home)
         colour = self._colour(release)
         kwargs: dict[str, Any] = {
             "image": image, "name": name, "detach": True, "labels": self._labels(release, colour),
@@ -386,7 +407,8 @@ class DockerTarget(DeployTarget):
         if state.get("Restarting") or status == "restarting":
             return InstanceStatus("restarting", restarts, exit_code, "restarting after a crash")
         if status == "running":
-            return InstanceStatus("running", restarts)
+            why = f"the engine restarted the container {restarts}x after it exited" if restarts else ""
+            return InstanceStatus("running", restarts, None, why)
         if status == "created":
             return InstanceStatus("starting", restarts)
         if status in ("exited", "dead"):
