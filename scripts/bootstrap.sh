@@ -13,7 +13,7 @@ LLAMA=llama-cpp-python==0.3.36
 STAMP=.venv/.noa-installed
 
 # System tools: bubblewrap isolates dropped code (unshare is the fallback), git is the workspace,
-# Go is the Go swarm's toolchain (Rust's cargo comes with the machine; without it that swarm says skipped).
+# Go is the Go swarm's toolchain (cargo: see the toolchain block below).
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
@@ -33,6 +33,36 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: please install ${need_apt[*]} (not root, cannot apt-get)" >&2
   fi
 fi
+
+# Native toolchains (found the way noa_core/toolchains.py finds them): say which are here. Without any
+# cargo at all, Debian's `cargo` package as root; rustup's under a home directory is used as it is.
+find_cargo() {
+  command -v cargo 2>/dev/null && return 0
+  for c in "${CARGO_HOME:-/nonexistent}/bin/cargo" "${HOME:-/nonexistent}/.cargo/bin/cargo" /root/.cargo/bin/cargo; do
+    [ -x "$c" ] && { echo "$c"; return 0; }
+  done
+  return 0
+}
+if [ -z "$(find_cargo)" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: apt-get install cargo (no cargo found)" >&2
+  { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null; } \
+    || echo "bootstrap: apt-get install cargo failed" >&2
+fi
+# the Rust dependency tests vendor a real crate (itoa) from Debian's crate registry (crates.io may be unreachable)
+if [ "$FOR_TESTS" = 1 ] && ! ls -d /usr/share/cargo/registry/itoa-* >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1 \
+    || echo "bootstrap: apt-get install librust-itoa-dev failed; the Rust dependency tests will say skipped" >&2
+fi
+for tool in cargo go node npm; do
+  if [ "$tool" = cargo ]; then path=$(find_cargo); else path=$(command -v "$tool" || true); fi
+  if [ -n "$path" ]; then
+    case "$tool" in go) v=$("$path" version 2>/dev/null || true) ;; *) v=$("$path" --version 2>/dev/null | head -n1 || true) ;; esac
+    echo "bootstrap: toolchain $tool: $path (${v:-version unknown})" >&2
+  else
+    echo "bootstrap: toolchain $tool: not found (its projects' tests will say unknown, its swarm skipped)" >&2
+  fi
+done
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 

@@ -1,18 +1,21 @@
 """The Rust toolchain: ``cargo check``, ``cargo clippy`` (static analysis) and ``cargo test``,
-all ``--offline`` and isolated, one after the other in one work copy (the build carries over).
+all ``--offline --frozen`` and isolated, one after the other in one work copy (the build
+carries over).
 
-There is no network in the sandbox: a crate whose dependencies are not available offline
-fails to resolve them, and the check says so ("dependencies not available offline").
-Where Debian's Rust library packages are installed (``librust-*-dev`` put crate sources
-under ``/usr/share/cargo/registry``), that directory replaces crates.io for the run.
-Without cargo every check is "skipped: cargo not installed"; without clippy, that check
-alone is skipped.
+There is no network in the sandbox. The crate's dependencies are vendored first, outside
+it, by :func:`noa_core.deps.cargo.prepare_cargo` (from Debian's crate registry
+``/usr/share/cargo/registry`` when the ``librust-*-dev`` packages put one there, else
+crates.io; a missing ``Cargo.lock`` is generated and named in the result) and given to
+every check read-only. When they cannot be fetched, every check fails with cargo's own
+message ("dependencies not available offline: ..."), never ok. cargo is found by
+:mod:`noa_core.toolchains` (rustup's under a home directory included) and exposed
+read-only. Without cargo every check is "skipped: cargo not installed"; without clippy,
+that check alone is skipped.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
 import time
@@ -20,39 +23,42 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from noa_core.deps.cargo import prepare_cargo
+from noa_core.deps.layout import DepsLayout, DepsResult
+from noa_core.deps.native import cargo_argv
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
 from noa_core.swarm.hive import content_hash
-from noa_core.swarm.interface import CheckResult, Status, SwarmContext, SwarmReport, Toolchain, skipped_result
+from noa_core.swarm.interface import (
+    CheckResult,
+    Status,
+    SwarmContext,
+    SwarmReport,
+    skipped_result,
+)
+from noa_core.swarm.interface import Toolchain as SwarmToolchain
 from noa_core.swarm.sharding import format_counts
+from noa_core.toolchains import SANDBOX_CARGO_HOME, Toolchain, find_rust, rust_toolchain
 from noa_core.validation.counts import NoSummaryLine, parse_cargo_test
 
 __all__ = ["RustToolchain", "find_cargo"]
 
 DEBIAN_REGISTRY = Path("/usr/share/cargo/registry")
-_SANDBOX_CARGO_HOME = "/tmp/home/.cargo"
-_WARNING = re.compile(r"^(?:\S+:\d+:\d+: )?warning(?:\[\w+\])?: ", re.M)
-_ERROR = re.compile(r"^(?:\S+:\d+:\d+: )?error(?:\[\w+\])?: ", re.M)
-_SUMMARY_WARNING = re.compile(r"^warning: .* generated \d+ warnings?", re.M)
+_SANDBOX_CARGO_HOME = SANDBOX_CARGO_HOME
+_WARNING = re.compile(r"^(?:\S+:\d+:\d+: )?warning(?:\[\w+\])?: ", re.MULTILINE)
+_ERROR = re.compile(r"^(?:\S+:\d+:\d+: )?error(?:\[\w+\])?: ", re.MULTILINE)
+_SUMMARY_WARNING = re.compile(r"^warning: .* generated \d+ warnings?", re.MULTILINE)
 _OFFLINE = re.compile(r"offline|no matching package named|failed to get .* as a dependency|"
-                      r"failed to download|failed to load source for dependency", re.I)
+                      r"failed to download|failed to load source for dependency", re.IGNORECASE)
 _AUTO = object()
 
 
 def find_cargo() -> str | None:
-    """cargo on PATH, else rustup's default place (``~/.cargo/bin``), root's included."""
-    found = shutil.which("cargo")
-    if found:
-        return found
-    for candidate in (Path.home() / ".cargo" / "bin" / "cargo", Path("/root/.cargo/bin/cargo")):
-        try:
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-        except OSError:
-            continue
-    return None
+    """cargo as :func:`noa_core.toolchains.find_rust` finds it (PATH, rustup's places), or None."""
+    rust = find_rust()
+    return rust.tool("cargo") if rust else None
 
 
-class RustToolchain(Toolchain):
+class RustToolchain(SwarmToolchain):
     name = "rust"
     checks = ("check", "clippy", "test")
 
@@ -65,48 +71,29 @@ class RustToolchain(Toolchain):
     # environment -------------------------------------------------------------------------
 
     @functools.cached_property
-    def _rustup_home(self) -> str | None:
-        if not self.cargo:
-            return None
-        cargo = Path(self.cargo)
-        proxy = os.path.basename(os.path.realpath(cargo)).startswith("rustup") or (
-            cargo.parent.name == "bin" and cargo.parent.parent.name == ".cargo")  # rustup may hard-link
-        if not proxy:
-            return None  # a plain cargo (Debian's): no rustup proxy to feed
-        home = os.environ.get("RUSTUP_HOME") or str(cargo.parent.parent.parent / ".rustup")
-        return home if Path(home).is_dir() else None
+    def toolchain(self) -> Toolchain | None:
+        """Where cargo is and what the sandbox needs to run it (:mod:`noa_core.toolchains`)."""
+        return rust_toolchain(self.cargo) if self.cargo else None
 
     def _env(self) -> dict[str, str]:
-        assert self.cargo
-        bindir = os.path.dirname(self.cargo)
-        env = {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "CARGO_HOME": _SANDBOX_CARGO_HOME,
-               "CARGO_TERM_COLOR": "never", "CARGO_NET_OFFLINE": "true", "CARGO_INCREMENTAL": "0"}
-        if self._rustup_home:
-            env["RUSTUP_HOME"] = self._rustup_home
-            toolchain = os.environ.get("RUSTUP_TOOLCHAIN")
-            if toolchain:
-                env["RUSTUP_TOOLCHAIN"] = toolchain
-        return env
+        assert self.toolchain
+        return {**self.toolchain.sandbox_env(), "CARGO_HOME": _SANDBOX_CARGO_HOME, "CARGO_TERM_COLOR": "never",
+                "CARGO_NET_OFFLINE": "true", "CARGO_INCREMENTAL": "0"}
 
-    def _readonly(self) -> list[str]:
-        assert self.cargo
-        out = [os.path.dirname(self.cargo)]
-        if self._rustup_home:
-            out.append(self._rustup_home)
-        return out
+    def _readonly(self, deps: DepsResult | None = None) -> list[str]:
+        assert self.toolchain
+        return [*self.toolchain.readonly_paths, *(deps.readonly_paths if deps else ())]
 
     def _config_args(self) -> list[str]:
+        """Debian's registry in place of crates.io (for callers that do not vendor first)."""
         if DEBIAN_REGISTRY.is_dir():
             return ["--config", 'source.crates-io.replace-with="noa-debian"',
                     "--config", f'source.noa-debian.directory="{DEBIAN_REGISTRY}"']
         return []
 
     def _host_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "RUSTUP_TOOLCHAIN")}
-        env["PATH"] = self._env()["PATH"]
-        if self._rustup_home:
-            env["RUSTUP_HOME"] = self._rustup_home
-        return env
+        assert self.toolchain
+        return self.toolchain.host_env()
 
     @functools.cached_property
     def _versions(self) -> dict[str, str | None]:
@@ -123,14 +110,20 @@ class RustToolchain(Toolchain):
 
     # checks ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _key_command(argv: list[str], deps: DepsResult) -> list[str]:
+        """The command as the hive keys it: the vendored set by its key, not by its cache path."""
+        vendored = {a: f"<vendored {Path(a).parent.name}>" for a in deps.args if a.endswith("config.toml")}
+        return ["cargo", *(vendored.get(a, a) for a in argv[1:])]
+
     def _static(self, copy: SharedCopy, ctx: SwarmContext, check: str, sub: list[str], version: str,
-                chash: str) -> CheckResult:
+                chash: str, deps: DepsResult) -> CheckResult:
         assert self.cargo
-        argv = [self.cargo, *self._config_args(), *sub]
-        key_cmd = ["cargo", *argv[1:]]
+        argv = cargo_argv([self.cargo, *sub], deps.args)
+        key_cmd = self._key_command(argv, deps)
 
         def compute() -> CheckResult:
-            res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(), name=check)
+            res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(deps), name=check)
             warnings = len(_WARNING.findall(text)) - len(_SUMMARY_WARNING.findall(text))
             errors = len(_ERROR.findall(text))
             base: dict[str, Any] = dict(
@@ -153,13 +146,13 @@ class RustToolchain(Toolchain):
         return cached(ctx, toolchain="rust", check=check, tool="cargo", version=version, command=key_cmd,
                       content=chash, compute=compute)
 
-    def _test(self, copy: SharedCopy, ctx: SwarmContext, version: str, chash: str) -> CheckResult:
+    def _test(self, copy: SharedCopy, ctx: SwarmContext, version: str, chash: str, deps: DepsResult) -> CheckResult:
         assert self.cargo
-        argv = [self.cargo, *self._config_args(), "test", "--offline"]
-        key_cmd = ["cargo", *argv[1:]]
+        argv = cargo_argv([self.cargo, "test"], deps.args)
+        key_cmd = self._key_command(argv, deps)
 
         def compute() -> CheckResult:
-            res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(), name="test")
+            res, text, log = copy.run(argv, ctx, env=self._env(), readonly=self._readonly(deps), name="test")
             base: dict[str, Any] = dict(
                 toolchain="rust", check="test", tool="cargo", tool_version=version, command=tuple(key_cmd),
                 seconds=res.seconds, isolation=res.isolation, computed_by=ctx.agent)
@@ -203,13 +196,33 @@ class RustToolchain(Toolchain):
         chash = ctx.content_hash or content_hash(tree)
         results: list[CheckResult] = []
         with SharedCopy(tree, Path(ctx.work_parent) / "rust") as copy:
-            results.append(self._static(copy, ctx, "check", ["check", "--offline", "--all-targets",
-                                                             "--message-format", "short"], version, chash))
+            deps = self.fetch(copy.work, ctx)
+            if not deps.ready:
+                return SwarmReport.of("rust", self._without_dependencies(deps, version),
+                                      seconds=time.perf_counter() - t0, agent=ctx.agent)
+            results.append(self._static(copy, ctx, "check", ["check", "--all-targets", "--message-format", "short"],
+                                        version, chash, deps))
             if versions["clippy"]:
-                results.append(self._static(copy, ctx, "clippy", ["clippy", "--offline", "--all-targets",
+                results.append(self._static(copy, ctx, "clippy", ["clippy", "--all-targets",
                                                                   "--message-format", "short"],
-                                            f"{version}; {versions['clippy']}", chash))
+                                            f"{version}; {versions['clippy']}", chash, deps))
             else:
                 results.append(skipped_result("rust", "clippy", self.not_installed("clippy"), tool="cargo"))
-            results.append(self._test(copy, ctx, version, chash))
+            results.append(self._test(copy, ctx, version, chash, deps))
+        if deps.notes:
+            results = [replace(r, data={**r.data, "dependencies": list(deps.notes)}) for r in results]
         return SwarmReport.of("rust", results, seconds=time.perf_counter() - t0, agent=ctx.agent)
+
+    def fetch(self, work: Path, ctx: SwarmContext) -> DepsResult:
+        """The crate's dependencies, vendored outside the sandbox (a missing Cargo.lock is written into ``work``)."""
+        assert self.toolchain
+        layout = DepsLayout.resolve(ctx.home, fallback=Path(ctx.work_parent))
+        log = Path(ctx.work_parent) / "rust" / f"{work.name}.deps.log"
+        return prepare_cargo(work, self.toolchain, layout, log=log, timeout=float(ctx.limits.wall_seconds))
+
+    def _without_dependencies(self, deps: DepsResult, version: str) -> list[CheckResult]:
+        """Every check failed (not run): the dependencies could not be had; cargo's own message."""
+        reason = f"dependencies not available offline: {deps.reason}"
+        return [CheckResult(toolchain="rust", check=c, status="failed", reason=reason, tool="cargo",
+                            tool_version=version, seconds=deps.seconds,
+                            data={"log": deps.log, "uncacheable": "dependencies"}) for c in self.checks]

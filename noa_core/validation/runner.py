@@ -12,6 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from noa_core.config import ExecLimits
+from noa_core.deps.layout import DepsLayout
+from noa_core.deps.native import prepare_native_run
 from noa_core.errors import BadInput
 from noa_core.isolation import ExecResult, make_work_copy, run_isolated
 from noa_core.pyenv.provider import EnvChoice
@@ -23,17 +25,19 @@ from noa_core.validation.counts import (
     parse_pytest_summary,
     parse_unittest,
 )
+from noa_core.validation.node_counts import parse_node_test
 
 __all__ = ["Outcome", "SuiteRun", "is_python_command", "run_test_suite", "suggest_pythonpath"]
 
 Outcome = Literal["passed", "failed", "error", "no tests", "timeout", "unknown"]
-Tool = Literal["pytest", "unittest", "cargo", "go", "unknown"]
+Tool = Literal["pytest", "unittest", "cargo", "go", "npm", "unknown"]
 
 _PARSERS: dict[str, Callable[[str], TestCounts]] = {
     "pytest": parse_pytest_summary,
     "unittest": parse_unittest,
     "cargo": parse_cargo_test,
     "go": parse_go_test,
+    "npm": parse_node_test,  # node --test's closing block (npm test)
 }
 _PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
 _MAX_LOG_READ = 64 * 1024 * 1024
@@ -123,6 +127,8 @@ def _prepare(command: Sequence[str], python: str = sys.executable, pytest_major:
         tool = "cargo"
     elif head == "go" and "test" in argv[1:]:
         tool = "go"
+    elif head in ("npm", "node", "nodejs"):
+        tool = "npm"
     if tool == "pytest":
         extra = [] if "no:cacheprovider" in argv else ["-p", "no:cacheprovider"]
         if pytest_major >= 9 and not any("verbosity_subtests" in a for a in argv):
@@ -210,6 +216,7 @@ def run_test_suite(
     hide_paths: Sequence[str | os.PathLike[str]] = (),
     readonly_paths: Sequence[str | os.PathLike[str]] = (),
     python_env: EnvChoice | None = None,
+    deps_home: Path | None = None,
 ) -> SuiteRun:
     """Copy ``tree`` under ``work_parent``, run ``command`` there isolated, count results.
 
@@ -227,6 +234,11 @@ def run_test_suite(
     The log (stdout and stderr) is written next to the work copy, outside it.
     ``hide_paths`` / ``readonly_paths`` go to :func:`noa_core.isolation.run_isolated`
     (pass NOA's home in ``hide_paths`` when it is not in ``$NOA_HOME``).
+
+    A cargo, go or npm/node command runs with its toolchain exposed read-only and the
+    project's dependencies fetched outside the sandbox first (:mod:`noa_core.deps`, cached
+    under ``deps_home``/deps, else ``$NOA_DEPS_CACHE`` or ``$NOA_HOME/deps``); when they
+    cannot be had, the outcome is ``unknown`` with the tool's own message.
     """
     tree = Path(tree)
     work_parent = Path(work_parent)
@@ -252,6 +264,19 @@ def run_test_suite(
     rel_path = _relative_pythonpath(pythonpath, tree)
     work = make_work_copy(tree, work_parent)
     log = work_parent / f"{work.name}.log"
+    # --- native toolchains (noa_core.toolchains, noa_core.deps): a cargo/go/npm command gets its
+    # toolchain exposed read-only and the project's dependencies fetched outside, else unknown
+    native = prepare_native_run(argv, work, layout=DepsLayout.resolve(deps_home, fallback=work_parent),
+                                log=work_parent / f"{work.name}.deps.log", timeout=float(limits.wall_seconds))
+    if native.status == "unknown":
+        shutil.rmtree(work, ignore_errors=True)
+        return _not_run(native.reason, command, tool, work_parent)
+    if native.ready:
+        argv = list(native.argv)
+        run_env = {**native.env, **run_env}
+        readonly += list(native.readonly_paths)
+        notes += list(native.notes)
+    # --- end native toolchains
     extra_path = [str(work / p) for p in rel_path] + site_entries + [
         p for p in run_env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if extra_path:
