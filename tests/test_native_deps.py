@@ -17,15 +17,15 @@ import pytest
 
 from noa_core.config import ExecLimits
 from noa_core.deps.cargo import DEBIAN_REGISTRY
-from noa_core.deps.native import cargo_argv, prepare_native_run
 from noa_core.deps.layout import DepsLayout
+from noa_core.deps.native import cargo_argv, prepare_native_run
 from noa_core.isolation import run_isolated
 from noa_core.swarm.go import GoToolchain
 from noa_core.swarm.interface import SwarmContext
 from noa_core.swarm.rust import RustToolchain
 from noa_core.toolchains import find_go, find_node, find_rust, toolchain_of
-from noa_core.validation.node_counts import parse_node_test
 from noa_core.validation.counts import NoSummaryLine
+from noa_core.validation.node_counts import parse_node_test
 from noa_core.validation.runner import run_test_suite
 
 LIMITS = ExecLimits(wall_seconds=300)
@@ -288,3 +288,32 @@ def test_missing_toolchain_is_unknown_not_passed(tmp_path: Path, monkeypatch: py
     native = prepare_native_run(["go", "test", "./..."], crate, layout=DepsLayout(tmp_path / "d"),
                                 log=tmp_path / "log")
     assert native.status == "unknown" and "go is not installed" in native.reason
+
+
+# --------------------------------------------------------------------------- the JavaScript swarm
+
+
+def test_javascript_swarm_runs_npm_test_with_its_dependencies(tmp_path: Path) -> None:
+    from noa_core.swarm.javascript import JavaScriptToolchain
+
+    node = find_node()
+    if node is None or "npm" not in node.tools:
+        report = JavaScriptToolchain().run(write_tree(tmp_path / "js", NPM_PROJECT), SwarmContext(tmp_path / "w"))
+        assert report.status == "skipped" and report.results[0].reason == "npm not installed"
+        return
+    ctx = SwarmContext(work_parent=tmp_path / "work", limits=LIMITS, home=tmp_path / "home")
+    report = JavaScriptToolchain().run(write_tree(tmp_path / "js", NPM_PROJECT), ctx)
+    test = report.results[0]
+    assert test.status == "ok" and test.counts is not None, test.one_line
+    assert (test.counts.passed, test.counts.failed) == (3, 0)
+    assert any("npm install --ignore-scripts" in n for n in test.data["dependencies"])
+    # the same tests without the dependency declared: they fail, counted
+    files = dict(NPM_PROJECT)
+    files["package.json"] = json.dumps({"name": "x", "version": "1.0.0", "scripts": {"test": "node --test"}})
+    failing = JavaScriptToolchain().run(write_tree(tmp_path / "js2", files), ctx).results[0]
+    assert failing.status == "failed" and failing.counts is not None and failing.counts.failed == 1, failing.one_line
+    # npm's placeholder test script: nothing to run
+    files["package.json"] = json.dumps({"name": "y", "version": "1.0.0",
+                                        "scripts": {"test": 'echo "Error: no test specified" && exit 1'}})
+    none = JavaScriptToolchain().run(write_tree(tmp_path / "js3", files), ctx)
+    assert none.status == "skipped" and none.results[0].reason == "package.json has no test script"

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_native_deps import ITOA_CRATE, NPM_PROJECT, need_rust_with_itoa, write_tree
 
 from noa_core.toolchains import find_node
@@ -22,7 +21,7 @@ def run_noa(args: list[str], home: Path, api_url: str, cwd: Path) -> subprocess.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NOA_"))}
     env.update(PREFECT_API_URL=api_url, NOA_HOME=str(home), PREFECT_LOGGING_LEVEL="WARNING",
                PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return subprocess.run([sys.executable, "-m", "noa_core.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "noa_core.cli", *args], cwd=cwd, env=env, check=False,
                           capture_output=True, text=True, timeout=600)
 
 
