@@ -42,7 +42,7 @@ def validate_task(settings: NoaSettings, tree: Path, manifest: NoaManifest, resu
     env = (prepare_python_env(tree, home=settings.layout().root, limits=limits, config=manifest.python_env,
                               hide_paths=hide) if is_python_command(command) else None)
     run = run_test_suite(tree, command, work_parent=work_parent, limits=limits, pythonpath=pythonpath,
-                         keep_work_copy=False, hide_paths=hide, python_env=env)
+                         keep_work_copy=False, hide_paths=hide, python_env=env, deps_home=settings.layout().root)
     counts = run.counts
     reason = "; ".join(run.notes)
     if run.retried_without_addopts:

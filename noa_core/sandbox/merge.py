@@ -315,7 +315,8 @@ def validate_project(git: Git, commit: str, plan: TestPlan, work_parent: Path, l
             env = prepare_python_env(src, home=Path(home or work_parent), limits=run_limits, config=config,
                                      hide_paths=tuple(str(p) for p in hide_paths))
         run = run_test_suite(src, list(plan.command), work_parent=work_parent, limits=run_limits,
-                             pythonpath=pythonpath, keep_work_copy=False, hide_paths=hide_paths, python_env=env)
+                             pythonpath=pythonpath, keep_work_copy=False, hide_paths=hide_paths, python_env=env,
+                             deps_home=Path(home) if home else None)
     finally:
         shutil.rmtree(src, ignore_errors=True)
     counts = run.counts
