@@ -51,7 +51,8 @@ fi
 # the Rust dependency tests vendor a real crate (itoa) from Debian's crate registry (crates.io may be unreachable)
 if [ "$FOR_TESTS" = 1 ] && ! ls -d /usr/share/cargo/registry/itoa-* >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
    && command -v apt-get >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1 \
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1; }; } \
     || echo "bootstrap: apt-get install librust-itoa-dev failed; the Rust dependency tests will say skipped" >&2
 fi
 for tool in cargo go node npm; do
