@@ -5,26 +5,15 @@ the hive, each command isolated."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from noa_core.isolation import ExecResult, make_work_copy, run_isolated
 from noa_core.swarm.interface import CheckResult, SwarmContext, through_hive
+from noa_core.toolchains import host_version  # noqa: F401 - re-exported for the swarms
 
 _MAX_LOG_READ = 16 * 1024 * 1024
-
-
-def host_version(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str | None:
-    """First line of ``<tool> --version`` run on the host (NOA's own tool, not dropped code)."""
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                              env=dict(env) if env is not None else None)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = (proc.stdout or proc.stderr).strip().splitlines()
-    return lines[0].strip() if proc.returncode == 0 and lines else None
 
 
 class SharedCopy:
