@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def _safe_name(filename: str, suffixes: tuple[str, ...] = (".whl",)) -> str:
 def _copy_local(url: str, sha256: str, dest: Path) -> int:
     """A ``file://`` entry of a resolution: a wheel NOA built itself from an sdist."""
     src = Path(urlsplit(url).path)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.part")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
         shutil.copyfile(src, tmp)
         if _sha256(tmp) != sha256:
@@ -73,7 +74,7 @@ def _copy_local(url: str, sha256: str, dest: Path) -> int:
 def _download(client: httpx.Client, wheel: WheelFile, dest: Path) -> int:
     if wheel.url.startswith("file://"):
         return _copy_local(wheel.url, wheel.sha256, dest)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.part")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     h = hashlib.sha256()
     size = 0
     try:

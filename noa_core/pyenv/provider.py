@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from noa_core.config import ExecLimits
@@ -28,10 +28,19 @@ from noa_core.errors import HostileInput
 from noa_core.pyenv.declared import DeclaredRequirements, read_declared
 from noa_core.pyenv.envs import EnvBuildError, PythonEnv, ensure_env
 from noa_core.pyenv.fetch import FetchError, fetch_wheels
-from noa_core.pyenv.interpreter import Interpreter, InterpreterError, base_interpreter, find_uv
+from noa_core.pyenv.interpreter import (
+    Interpreter,
+    InterpreterError,
+    base_interpreter,
+    find_uv,
+)
 from noa_core.pyenv.project_layer import ProjectBuildError, ensure_project_site
 from noa_core.pyenv.resolve import Resolution, ResolutionError, index_url, resolve
-from noa_core.pyenv.sdists import SdistBuildError, build_wheel_from_sdist, wheelless_package
+from noa_core.pyenv.sdists import (
+    SdistBuildError,
+    build_wheel_from_sdist,
+    wheelless_package,
+)
 from noa_core.storage.hashing import digest_tree
 
 CACHE_ENV = "NOA_PYENV_CACHE"

@@ -19,12 +19,17 @@ import subprocess
 import sys
 import time
 import tomllib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import Tag, cpython_tags, compatible_tags, sys_tags
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.tags import Tag, compatible_tags, cpython_tags, sys_tags
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 
 from noa_core.errors import NoaError
 from noa_core.pyenv.interpreter import Interpreter
@@ -159,7 +164,8 @@ def resolve(requirements: Sequence[str], interpreter: Interpreter, *, uv: Path, 
         except (OSError, tomllib.TOMLDecodeError, ResolutionError):
             cached.unlink(missing_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f"pylock.tmp{os.getpid()}x{key}.toml"
+    # unique per call: threads of one process (merge validation, shards) may resolve the same set at once
+    tmp = cache_dir / f"pylock.tmp{os.getpid()}x{uuid.uuid4().hex}.toml"
     argv = [str(uv), "pip", "compile", "-", "--format", "pylock.toml", "--only-binary", ":all:",
             "--python", str(interpreter.executable), "--index-url", index, "--no-header", "--quiet",
             "--output-file", str(tmp)]

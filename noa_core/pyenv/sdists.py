@@ -26,7 +26,7 @@ from noa_core.errors import NoaError
 from noa_core.intake.pypi import resolve_sdist
 from noa_core.isolation import run_isolated
 from noa_core.pyenv.envs import _tail, uv_sandbox_env
-from noa_core.pyenv.fetch import fetch_wheels, fetch_file
+from noa_core.pyenv.fetch import fetch_file, fetch_wheels
 from noa_core.pyenv.interpreter import Interpreter
 from noa_core.pyenv.resolve import resolve
 
