@@ -134,9 +134,9 @@ def uv_build(work: Path, limits: ExecLimits, log_dir: Path, *, python: Path, uv:
     command = ("uv", "build", "--sdist", "--wheel")
     argv = [str(uv), "build", "--sdist", "--wheel", "--out-dir", str(out), "--python", str(python), "--no-index",
             "--find-links", str(wheelhouse), "--offline", "--quiet", str(work)]
-    env = {"UV_CACHE_DIR": "/tmp/uv-cache", "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never",
-           "UV_LINK_MODE": "copy", "NO_COLOR": "1", "SOURCE_DATE_EPOCH": "315532800",
-           "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    from noa_core.pyenv.envs import uv_sandbox_env
+
+    env = {**uv_sandbox_env(), "SOURCE_DATE_EPOCH": "315532800"}
     res = run_isolated(argv, work, limits, env=env, readonly_paths=[str(wheelhouse), str(uv.parent), *readonly],
                        hide_paths=hide_paths, stdout_path=log, merge_stderr=True)
     if res.timed_out:

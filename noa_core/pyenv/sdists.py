@@ -28,11 +28,11 @@ from noa_core.isolation import run_isolated
 from noa_core.pyenv.envs import _tail, uv_sandbox_env
 from noa_core.pyenv.fetch import fetch_file, fetch_wheels
 from noa_core.pyenv.interpreter import Interpreter
+from noa_core.pyenv.pyproject_meta import DEFAULT_BUILD_REQUIRES as _DEFAULT_BUILD_REQUIRES
 from noa_core.pyenv.resolve import resolve
 
 _NO_WHEELS = re.compile(r"(?:all versions of|only|[Bb]ecause) ([A-Za-z0-9][A-Za-z0-9._-]*)(?:==([A-Za-z0-9.+!_-]+))?"
                         r" (?:has|have) no usable wheels")
-_DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
 _MAX_PYPROJECT = 1024 * 1024
 
 
