@@ -296,9 +296,12 @@ async def security_stage(project_dir: str, home: str | None = None, project: str
     rows = [{"stage": "security", "status": c["status"], "gate": c["check"], "value": c["findings"],
              "details": c["reason"][:300]} for c in checks]
     rows += [{"stage": "security", "status": f["severity"], "gate": f"{f['analyzer']}:{f['rule']}",
-              "value": f.get("line"), "details": f"{f.get('path')}: {f['message']}"[:300]} for f in findings[:100]]
+              "value": f.get("line"),
+              "details": (f"{f.get('path')}: {f['message']}" + (f" - {f['reason']}" if f.get("reason") else ""))[:300]}
+             for f in sorted(findings, key=lambda f: -G.SEVERITY_RANK.get(str(f.get("severity")), 0))[:100]]
     data = {"checks": checks, "findings": len(findings), "worst": gate.value,
-            "by_severity": {s: sum(1 for f in findings if f.get("severity") == s) for s in G.SEVERITY_RANK}}
+            "by_severity": {s: sum(1 for f in findings if f.get("severity") == s) for s in G.SEVERITY_RANK},
+            "allowed": sum(1 for f in findings if f.get("allowed"))}
     details = summary if gate.passed else f"{gate.reason}; {summary}"
     return await _finish(settings, name, StageResult("security", "passed" if gate.passed else "failed", details,
                                                      gate, data=data), t0, rows)

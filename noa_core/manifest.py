@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from noa_core.analysis.secret_policy import KNOWN_TYPES
 from noa_core.errors import ManifestError
 
 MANIFEST_FILENAME = "noa.yaml"
@@ -148,6 +149,44 @@ class GatesConfig(_Section):
     build_required: bool = Field(True, description="build: a failed build fails the gate")
 
 
+def _known_secret_type(value: str | None) -> str | None:
+    if value is not None and value not in KNOWN_TYPES:
+        raise ValueError(f"unknown detect-secrets type {value!r}; one of: {', '.join(sorted(KNOWN_TYPES))}")
+    return value
+
+
+class SecretAllowEntry(_Section):
+    """One waiver of the secret scan. Provider-format secrets (private keys, cloud and VCS
+    tokens, passwords in URLs) are never waived by it: they stay committed secrets, at medium."""
+
+    path: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^/\x00\n\r]")] = Field(
+        description="shell-style glob on the path from the project root ('*' also matches '/'), e.g. 'testdata/*'")
+    type: str | None = Field(None, description="detect-secrets type, e.g. 'Hex High Entropy String'; none: any type",
+                             json_schema_extra={"enum": [*sorted(KNOWN_TYPES), None]})
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00\n\r]+$")] = Field(
+        description="why these matches are not secrets; shown in the report")
+
+    _check_type = field_validator("type")(_known_secret_type)
+
+
+class SecretsPolicyConfig(_Section):
+    """The project's own allow-list for the secret scan."""
+
+    baseline: RelPath = Field(".secrets.baseline",
+                              description="detect-secrets baseline whose entries are reported as allowed")
+    allow: list[SecretAllowEntry] = Field(default_factory=list, max_length=500,
+                                          description="waivers: path glob, optional type, reason")
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_inside(cls, value: str) -> str:
+        return _no_parent_refs([value])[0]
+
+
+class SecurityConfig(_Section):
+    secrets: SecretsPolicyConfig = SecretsPolicyConfig()
+
+
 Requirement = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^[^\x00\n\r]+$")]
 ExtraName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")]
 
@@ -201,6 +240,7 @@ class NoaManifest(_Section):
     deploy: DeployConfig = DeployConfig()
     swarm: SwarmConfig = SwarmConfig()
     gates: GatesConfig = GatesConfig()
+    security: SecurityConfig = SecurityConfig()
     python_env: PythonEnvConfig = PythonEnvConfig()
 
 

@@ -66,7 +66,7 @@ def test_allowlist_pragma_does_not_hide_a_secret(tmp_path: Path) -> None:
     write_tree(tmp_path, {"conf.py": f'KEY = "{FAKE_AWS_KEY}"  # pragma: allowlist secret\n'})
     r = SecretsAnalyzer().analyze(tmp_path)
     assert [(f.rule, f.severity) for f in r.findings] == [("AWS Access Key", "medium")]
-    assert "allowlist" in r.findings[0].message
+    assert "allowlist" in r.findings[0].reason
 
 
 def test_secrets_time_limit_is_unknown_not_clean(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from noa_core.analysis.test_paths import why_test_file
+
 #: Directories never listed: VCS metadata and tool caches, not part of the source.
 IGNORED_DIRS = frozenset({
     ".git", ".hg", ".svn", ".bzr", "__pycache__", ".mypy_cache", ".pytest_cache",
@@ -196,10 +198,5 @@ def is_binary(head: bytes) -> bool:
 
 
 def is_test_file(rel: str) -> bool:
-    """Test code by the usual conventions: under tests/ or test/, or named like a test."""
-    parts = PurePosixPath(rel).parts
-    name = parts[-1] if parts else rel
-    if any(p in TEST_DIR_NAMES for p in parts[:-1]):
-        return True
-    return (name.startswith("test_") and name.endswith(".py")) or name.endswith("_test.py") \
-        or name == "conftest.py"
+    """Test code or fixtures by the usual conventions (see :mod:`noa_core.analysis.test_paths`)."""
+    return why_test_file(rel) is not None

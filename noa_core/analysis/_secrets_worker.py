@@ -1,10 +1,12 @@
 """Child process of the ``secrets`` analyzer: runs detect-secrets over a list of files.
 
 Run as a script (``python -I _secrets_worker.py REQUEST RESULTS``), never imported by
-the parent. REQUEST is a JSON file ``{"root": ..., "files": [relative paths]}``; one
-JSON line per file scanned is appended to RESULTS as soon as the file is done:
-``{"file": rel, "secrets": [{"type", "line", "allowlisted"}]}``. The secret value
-never leaves this process.
+the parent. REQUEST is a JSON file ``{"root": ..., "files": [relative paths], "baseline": {rel:
+[[type, hashed_secret], ...]}}``; one JSON line per file scanned is appended to RESULTS
+as soon as the file is done: ``{"file": rel, "secrets": [{"type", "line", "allowlisted",
+"baselined"}]}``. ``baselined`` compares type and SHA-1 of the value with the project's
+``.secrets.baseline`` entries for that file, as detect-secrets does. Neither the secret
+value nor its hash ever leaves this process.
 
 Two detect-secrets line filters are applied after a hit instead of before every line:
 ``is_indirect_reference`` (its regular expression costs more than the scan itself on
@@ -24,6 +26,7 @@ def main() -> int:
     with open(sys.argv[1], encoding="utf-8") as handle:
         request = json.load(handle)
     root: str = request["root"]
+    baseline: dict[str, list[list[str]]] = request.get("baseline") or {}
     results = open(sys.argv[2], "a", encoding="utf-8")  # noqa: SIM115 - kept open, flushed per file
 
     from detect_secrets.core.scan import scan_file
@@ -40,15 +43,17 @@ def main() -> int:
             path = os.path.join(root, rel)
             found = []
             try:
-                hits = [(s.type, s.line_number) for s in scan_file(path)]
+                waived = {(t, h) for t, h in baseline.get(rel, [])}
+                hits = [(s.type, s.line_number, (s.type, s.secret_hash) in waived) for s in scan_file(path)]
                 lines = _lines(path) if hits else []
-                for kind, number in hits:
+                for kind, number, baselined in hits:
                     line = lines[number - 1].rstrip("\n") if 0 < number <= len(lines) else ""
                     if is_indirect_reference(line):
                         continue
                     snippet = get_code_snippet(lines=lines, line_number=number)
                     found.append({"type": kind, "line": number,
-                                  "allowlisted": bool(is_line_allowlisted(path, line, snippet))})
+                                  "allowlisted": bool(is_line_allowlisted(path, line, snippet)),
+                                  "baselined": baselined})
             except Exception as exc:  # a file the library chokes on: say so, go on
                 _emit(results, {"file": rel, "error": type(exc).__name__})
                 continue

@@ -217,9 +217,11 @@ def _secrets(results: Mapping[str, AnalyzerResult]) -> tuple[float, str]:
         types = ", ".join(sorted({f.rule for f in r.findings if f.severity in ("high", "critical")}))
         return 0.0, f"{high} possible committed secrets ({types})"
     if r.status == "ok":
-        allowlisted = len(r.findings)
-        extra = f"; {allowlisted} allowlisted in source" if allowlisted else ""
-        return (0.9 if allowlisted else 1.0), \
+        medium = sum(1 for f in r.findings if f.severity == "medium")
+        weak = len(r.findings) - medium
+        extra = (f"; {medium} at medium (allow-listed in source or token-like)" if medium else "") \
+            + (f"; {weak} low/informational (entropy or allowed)" if weak else "")
+        return (0.9 if medium else 1.0), \
             f"no secrets found in {r.data.get('files_scanned', '?')} files{extra}"
     return NO_EVIDENCE, f"secret scan {r.status}: {r.reason}"
 

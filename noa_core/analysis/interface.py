@@ -34,10 +34,15 @@ class Finding:
     message: str
     path: str | None = None
     line: int | None = None
+    #: why the finding got its severity (e.g. "entropy-only match in a test file: informational")
+    reason: str = ""
+    #: waived by the project's own allow-list; reported, never gating
+    allowed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"analyzer": self.analyzer, "rule": self.rule, "severity": self.severity,
-                "message": self.message, "path": self.path, "line": self.line}
+                "message": self.message, "path": self.path, "line": self.line,
+                "reason": self.reason, "allowed": self.allowed}
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ come from our own walk (all regular files, vendored ones included; no symlinks, 
 split by size over the CPUs and killed at the time limit. Files a worker did not reach
 in time are listed and make the result ``unknown``.
 
-Findings carry the secret type, path and line, never the value. A secret on a line
-marked ``pragma: allowlist secret`` is still reported (a received tree may hide one
-that way), at medium severity instead of high.
+Findings carry the secret type, path and line, never the value, and a severity with
+the reason for it from :mod:`noa_core.analysis.secret_policy`: provider formats high,
+entropy-only matches low (informational in test files), and the project's own
+allow-lists (``pragma: allowlist secret``, ``.secrets.baseline``, ``security.secrets.allow``
+in its ``noa.yaml``) honoured except for provider-format secrets, which the received tree
+can never waive.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from typing import Any
 
 from noa_core.analysis import _fs, _proc
 from noa_core.analysis.interface import AnalyzerError, AnalyzerResult, Finding
+from noa_core.analysis.secret_policy import AllowRule, Baseline, is_committed_secret, judge, parse_baseline
+from noa_core.errors import ManifestError
+from noa_core.manifest import MANIFEST_FILENAME, MAX_MANIFEST_BYTES, SecretsPolicyConfig, parse_manifest
 
 WORKER = Path(__file__).with_name("_secrets_worker.py")
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -37,7 +43,7 @@ def _detect_secrets_available() -> bool:
 
 class SecretsAnalyzer:
     name = "secrets"
-    version = "1"
+    version = "2"  # 2: severity by kind and place, allow-lists
 
     def __init__(self, *, timeout: float = 120.0, workers: int | None = None) -> None:
         self.timeout = timeout
@@ -65,22 +71,28 @@ class SecretsAnalyzer:
                 continue
             to_scan.append((f.rel, f.size))
 
-        records, not_reached, failed = self._scan(tree, to_scan)
+        policy, rules, baseline, policy_notes = _project_policy(tree)
+        records, not_reached, failed = self._scan(tree, to_scan, baseline)
         findings: list[Finding] = []
         by_type: dict[str, int] = {}
-        high = 0
+        by_severity: dict[str, int] = {}
+        committed = 0
         for rec in sorted(records, key=lambda r: r["file"]):
+            rel = rec["file"]
             for hit in rec.get("secrets", []):
-                by_type[hit["type"]] = by_type.get(hit["type"], 0) + 1
-                allow = bool(hit.get("allowlisted"))
-                high += not allow
-                if len(findings) >= MAX_FINDINGS:
-                    continue
-                note = " (line is marked 'allowlist secret')" if allow else ""
-                findings.append(Finding(
-                    analyzer=self.name, rule=str(hit["type"]), severity="medium" if allow else "high",
-                    message=f"possible {hit['type']} committed in {rec['file']}{note}",
-                    path=rec["file"], line=int(hit["line"])))
+                kind = str(hit["type"])
+                by_type[kind] = by_type.get(kind, 0) + 1
+                rule = next((r for r in rules if r.matches(rel, kind)), None)
+                verdict = judge(kind, rel, pragma=bool(hit.get("allowlisted")), baselined=bool(hit.get("baselined")),
+                                rule=rule, baseline_path=policy.baseline)
+                by_severity[verdict.severity] = by_severity.get(verdict.severity, 0) + 1
+                finding = Finding(
+                    analyzer=self.name, rule=kind, severity=verdict.severity,
+                    message=f"possible {kind} in {rel}" + (" (allowed)" if verdict.allowed else ""),
+                    path=rel, line=int(hit["line"]), reason=verdict.reason, allowed=verdict.allowed)
+                committed += is_committed_secret(finding.as_dict())
+                if len(findings) < MAX_FINDINGS:
+                    findings.append(finding)
         data: dict[str, Any] = {
             "files_scanned": len(records) - len(failed),
             "files_total": len(listing.files),
@@ -88,7 +100,10 @@ class SecretsAnalyzer:
             "symlinks_skipped": listing.symlinks_skipped,
             "secrets": sum(by_type.values()),
             "by_type": by_type,
-            "high": high,
+            "by_severity": by_severity,
+            "committed": committed,
+            "allow_list": {"baseline": baseline.path if baseline else None, "noa_yaml_entries": len(rules),
+                           "notes": policy_notes},
             "findings_truncated": sum(by_type.values()) > len(findings),
         }
         unscanned = too_large + unreadable + not_reached + failed
@@ -108,7 +123,7 @@ class SecretsAnalyzer:
                                   data=data, findings=tuple(findings))
         return AnalyzerResult(self.name, "ok", data=data, findings=tuple(findings))
 
-    def _scan(self, tree: Path, files: list[tuple[str, int]]
+    def _scan(self, tree: Path, files: list[tuple[str, int]], baseline: Baseline | None = None
               ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
         """Scan in parallel workers. Returns (records, files not reached, files failed)."""
         if not files:
@@ -127,7 +142,9 @@ class SecretsAnalyzer:
             for i, chunk in enumerate(chunks):
                 request = scratch / f"request-{i}.json"
                 results = scratch / f"results-{i}.jsonl"
-                request.write_text(json.dumps({"root": str(Path(tree).resolve()), "files": chunk}))
+                waived = {rel: baseline.for_file(rel) for rel in chunk if baseline and baseline.for_file(rel)}
+                request.write_text(json.dumps({"root": str(Path(tree).resolve()), "files": chunk,
+                                               "baseline": waived}))
                 argv = _proc.python_argv(str(WORKER), str(request), str(results))
                 running.append((chunk, results, _proc.start(argv, scratch, tag=f"w{i}")))
             deadline = time.monotonic() + self.timeout
@@ -141,6 +158,32 @@ class SecretsAnalyzer:
                     raise AnalyzerError(f"detect-secrets worker failed: {done.stderr_tail()}")
         failed = [r["file"] for r in records if "error" in r]
         return records, not_reached, failed
+
+
+def _project_policy(tree: Path) -> tuple[SecretsPolicyConfig, list[AllowRule], Baseline | None, list[str]]:
+    """The tree's own allow-lists: ``security.secrets`` of its noa.yaml and its baseline file.
+
+    A noa.yaml or baseline that does not parse is not applied (the note says why); the
+    scan itself goes on, so a broken allow-list can only make findings stricter."""
+    notes: list[str] = []
+    policy = SecretsPolicyConfig()
+    if _fs.is_regular(tree, MANIFEST_FILENAME):
+        try:
+            raw = _fs.read_bytes(tree, MANIFEST_FILENAME, MAX_MANIFEST_BYTES + 1)
+            policy = parse_manifest(raw.decode("utf-8", errors="replace")).security.secrets
+        except OSError as exc:
+            notes.append(f"noa.yaml allow-list not applied: cannot read: {exc}")
+        except ManifestError as exc:
+            notes.append(f"noa.yaml allow-list not applied: {exc.one_line()}")
+    rules = [AllowRule(e.path, e.type, e.reason, i) for i, e in enumerate(policy.allow)]
+    baseline = None
+    if _fs.is_regular(tree, policy.baseline):
+        try:
+            raw = _fs.read_bytes(tree, policy.baseline, 8 * 1024 * 1024 + 1)
+            baseline = parse_baseline(raw, policy.baseline)
+        except (OSError, ValueError) as exc:
+            notes.append(f"baseline not applied: {exc}")
+    return policy, rules, baseline, notes
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from noa_core.analysis.secret_policy import is_committed_secret
 from noa_core.manifest import GatesConfig
 from noa_core.stages.result import Gate
 
@@ -81,12 +82,17 @@ def performance_gate(comparisons: Sequence[Mapping[str, Any]], gates: GatesConfi
 
 
 def security_gate(findings: Sequence[Mapping[str, Any]], gates: GatesConfig) -> Gate:
-    """No finding above ``max_severity``; no committed secret when ``fail_on_secrets``."""
+    """No finding above ``max_severity``; no committed secret when ``fail_on_secrets``.
+
+    A committed secret is a secrets finding at medium or above that the project's
+    allow-list did not waive (:mod:`noa_core.analysis.secret_policy`): entropy-only
+    matches (low, informational in tests) never count. The reason names the first few
+    with why each got its severity."""
     rule = f"severity <= {gates.max_severity}" + (", no secrets" if gates.fail_on_secrets else "")
     limit = SEVERITY_RANK[gates.max_severity]
     worst = max((SEVERITY_RANK.get(str(f.get("severity")), 0) for f in findings), default=None)
     worst_name = next((k for k, v in SEVERITY_RANK.items() if v == worst), None) if worst is not None else None
-    secrets = [f for f in findings if f.get("analyzer") == "secrets"]
+    secrets = [f for f in findings if is_committed_secret(dict(f))]
     over = [f for f in findings if SEVERITY_RANK.get(str(f.get("severity")), 0) > limit]
     reasons = []
     if over:
@@ -96,7 +102,10 @@ def security_gate(findings: Sequence[Mapping[str, Any]], gates: GatesConfig) -> 
         reasons.append(f"{len(over)} findings above {gates.max_severity} ("
                        + ", ".join(f"{k} {v}" for k, v in sorted(by.items())) + ")")
     if gates.fail_on_secrets and secrets:
-        reasons.append(f"{len(secrets)} committed secret(s)")
+        named = "; ".join(f"{f.get('rule')} in {f.get('path')}:{f.get('line')} ({f.get('reason') or f.get('severity')})"
+                          for f in secrets[:3])
+        more = f"; and {len(secrets) - 3} more" if len(secrets) > 3 else ""
+        reasons.append(f"{len(secrets)} committed secret(s): {named}{more}")
     return Gate(rule, not reasons, worst_name, gates.max_severity, "; ".join(reasons))
 
 

@@ -31,11 +31,24 @@ def security_checks(analyzers: Mapping[str, Mapping[str, Any]], semgrep: Semgrep
             continue
         found = [dict(f) for f in res.get("findings", [])]
         findings.extend(found)
+        reason = res.get("reason", "")
+        if found and not reason:
+            reason = _by_severity(found)
         rows.append({"check": check, "status": res.get("status", "unknown"), "findings": len(found),
-                     "reason": res.get("reason", "")})
+                     "reason": reason})
     sg = [f.as_dict() for f in semgrep.findings]
     findings.extend(sg)
     rows.append({"check": "semgrep", "status": semgrep.status, "findings": len(sg),
                  "reason": semgrep.reason or (f"{semgrep.rules} rules, {semgrep.files_scanned} files"
                                               if semgrep.status == "ok" else "")})
     return rows, findings
+
+
+def _by_severity(found: list[dict[str, Any]]) -> str:
+    """E.g. ``1 high, 4 info, 2 allowed``: what a check's findings amount to."""
+    counts: dict[str, int] = {}
+    for f in found:
+        key = "allowed" if f.get("allowed") else str(f.get("severity"))
+        counts[key] = counts.get(key, 0) + 1
+    order = ("critical", "high", "medium", "low", "info", "allowed")
+    return ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
