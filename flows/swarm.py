@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 MODES = ("embedded", "distributed")
+POOL_TYPES = ("process", "docker")  # distributed mode: the Python swarm's pool (deployments/swarm_docker.py)
 FLOW_NAMES: dict[str, str] = {"python": "python_swarm", "rust": "rust_swarm", "go": "go_swarm"}
 #: deployment names, ``<flow>/<deployment>``; each deployment is named after its pool
 DEPLOYMENTS: dict[str, str] = {lang: f"{FLOW_NAMES[lang]}/{POOLS[lang]}" for lang in LANGUAGES}
@@ -218,11 +219,37 @@ async def _embedded(language: str, params: dict[str, Any]) -> SwarmReport:
     return SwarmReport.from_dict(payload).with_extra(mode="embedded")
 
 
+async def _docker_run(language: str, params: dict[str, Any], settings: NoaSettings,
+                      pool_type: str) -> tuple[str, str, dict[str, Any] | None]:
+    """(deployment, pool, per-run job variables): the docker pool's for the Python swarm when
+    ``pool_type`` is docker (its image read from the deployment), else the process pool's."""
+    if pool_type != "docker" or language != "python":
+        return DEPLOYMENTS[language], POOLS[language], None
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from deployments.swarm_docker import (
+        DOCKER_DEPLOYMENT,
+        DOCKER_POOL,
+        run_job_variables,
+    )
+
+    try:
+        async with get_client() as client:
+            dep = await client.read_deployment_by_name(DOCKER_DEPLOYMENT)
+    except ObjectNotFound:
+        return DOCKER_DEPLOYMENT, DOCKER_POOL, None  # reported as "not found" below
+    image = str((dep.job_variables or {}).get("image", ""))
+    return DOCKER_DEPLOYMENT, DOCKER_POOL, dict(run_job_variables(image, settings, params["project_dir"]))
+
+
 async def _distributed(language: str, params: dict[str, Any], settings: NoaSettings, *,
-                       pickup_timeout_s: float, timeout_s: float, poll_s: float, resubmits: int = 1) -> SwarmReport:
+                       pickup_timeout_s: float, timeout_s: float, poll_s: float, resubmits: int = 1,
+                       pool_type: str = "process") -> SwarmReport:
     """Run one swarm's deployment and wait for it. A run that crashes - or whose process, on
     one of this host's workers, is gone (``kill -9``) - is marked crashed and submitted once
-    more; the new run reuses from the hive whatever the first one finished."""
+    more; the new run reuses from the hive whatever the first one finished. With
+    ``pool_type="docker"`` the Python swarm runs on the docker pool (project mounted read-only)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import arun_deployment
     from prefect.exceptions import ObjectNotFound
@@ -230,16 +257,18 @@ async def _distributed(language: str, params: dict[str, Any], settings: NoaSetti
 
     from noa_core.swarm.workers import local_run_gone
 
-    name = DEPLOYMENTS[language]
+    name, pool, job_vars = await _docker_run(language, params, settings, pool_type)
     workers_dir = settings.layout().root / "swarm"
     attempts: list[dict[str, Any]] = []
-    base = {"mode": "distributed", "work_pool": POOLS[language]}
+    base = {"mode": "distributed", "work_pool": pool}
     async with get_client() as client:
         while True:
             try:
-                run = await arun_deployment(name, parameters=params, timeout=0, as_subflow=True)
+                run = await arun_deployment(name, parameters=params, timeout=0, as_subflow=True,
+                                            job_variables=job_vars)
             except ObjectNotFound:
-                return crashed_report(language, f"deployment {name} not found: run `noa swarm up` first", **base)
+                return crashed_report(language, f"deployment {name} not found: run `noa swarm up --pools {pool}` "
+                                                "first", **base)
             start = time.monotonic()
             gone: str | None = None
             while True:
@@ -250,7 +279,7 @@ async def _distributed(language: str, params: dict[str, Any], settings: NoaSetti
                 waited = time.monotonic() - start
                 reason = ""
                 if state is not None and state.is_scheduled() and waited > pickup_timeout_s:
-                    reason = (f"no worker of pool {POOLS[language]} picked up flow run {run.name} within "
+                    reason = (f"no worker of pool {pool} picked up flow run {run.name} within "
                               f"{pickup_timeout_s:.0f} s (is `noa swarm up` running?)")
                 elif waited > timeout_s:
                     reason = f"flow run {run.name} did not finish within {timeout_s:.0f} s"
@@ -296,12 +325,16 @@ def _master_run_name() -> str:
 @logs_in_home
 async def swarm(project_dir: str, languages: list[str] | None = None, shards: int = 2, home: str | None = None,
                 mode: str = "embedded", reuse: bool = True, project: str | None = None,
-                pickup_timeout_s: float = 120.0, timeout_s: float = 3600.0, resubmits: int = 1) -> dict[str, Any]:
+                pickup_timeout_s: float = 120.0, timeout_s: float = 3600.0, resubmits: int = 1,
+                pool_type: str = "process") -> dict[str, Any]:
     """Master: share knowledge (hive) -> distribute to the language swarms (concurrently; in
-    process, or to work pools with ``mode="distributed"``) -> aggregate -> hive + artifacts."""
+    process, or to work pools with ``mode="distributed"``; ``pool_type="docker"`` puts the
+    Python swarm on the docker pool) -> aggregate -> hive + artifacts."""
     t0 = time.perf_counter()
     if mode not in MODES:
         raise BadInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if pool_type not in POOL_TYPES:
+        raise BadInput(f"pool_type must be one of {', '.join(POOL_TYPES)}, not {pool_type!r}")
     if not 1 <= int(shards) <= 64:
         raise BadInput("shards must be between 1 and 64")
     wanted = validate_languages(languages)
@@ -319,7 +352,8 @@ async def swarm(project_dir: str, languages: list[str] | None = None, shards: in
         reports = await asyncio.gather(*(_embedded(lang, params) for lang in langs))
     else:
         reports = await asyncio.gather(*(_distributed(lang, params, settings, pickup_timeout_s=pickup_timeout_s,
-                                                      timeout_s=timeout_s, poll_s=1.0, resubmits=resubmits)
+                                                      timeout_s=timeout_s, poll_s=1.0, resubmits=resubmits,
+                                                      pool_type=pool_type)
                                          for lang in langs))
     summary = aggregate_reports(list(reports), project=name, project_dir=str(tree),
                                 content=knowledge["content_hash"], mode=mode, knowledge=knowledge,

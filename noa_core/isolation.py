@@ -20,7 +20,9 @@ with a small in-namespace bootstrap that does the same mounts. If neither works,
 :class:`IsolationUnavailable` is raised: there is no unisolated path.
 
 Set ``NOA_ISOLATION_BACKEND=bwrap|unshare`` to force one backend (an unusable forced
-backend raises instead of falling back).
+backend raises instead of falling back). ``NOA_ISOLATION_BACKEND=docker`` runs each command
+in its own network-less container instead (:mod:`noa_core.isolation_docker`; what swarm
+flow runs of the docker work pool use, where bubblewrap cannot run).
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ __all__ = [
     "run_isolated",
 ]
 
-Backend = Literal["bwrap", "unshare"]
+Backend = Literal["bwrap", "unshare", "docker"]
 BACKENDS: tuple[Backend, ...] = ("bwrap", "unshare")
+DOCKER_BACKEND: Backend = "docker"  # only when forced: noa_core.isolation_docker
 BACKEND_ENV = "NOA_ISOLATION_BACKEND"
 
 SANDBOX_TMP = "/tmp"
@@ -160,6 +163,8 @@ def isolation_backend(*, refresh: bool = False) -> Backend:
         with _probe_lock:
             _probe_cache.clear()
     forced = os.environ.get(BACKEND_ENV, "").strip()
+    if forced == DOCKER_BACKEND:
+        return DOCKER_BACKEND
     if forced:
         if forced not in BACKENDS:
             raise IsolationUnavailable(f"{BACKEND_ENV}={forced!r}: expected one of {', '.join(BACKENDS)}")
@@ -576,6 +581,11 @@ def run_isolated(
         if _is_within(os.path.realpath(precious), real_work):
             raise IsolationError(f"work dir {workdir} would make {precious} writable to the sandbox")
     chosen: Backend = backend or isolation_backend()
+    if chosen == DOCKER_BACKEND:
+        from noa_core.isolation_docker import run_in_container
+
+        return run_in_container(argv, workdir, limits, env=_sandbox_env(env), readonly_paths=readonly_paths,
+                                stdout_path=stdout_path, merge_stderr=merge_stderr)
     if backend is not None:
         ok, why = _probe(backend)
         if not ok:

@@ -22,7 +22,7 @@ from pathlib import Path
 from noa_core.errors import BadInput
 
 __all__ = ["WorkerProcess", "alive_workers", "local_run_gone", "pid_alive", "recorded_workers", "start_workers",
-           "stop_workers"]
+           "stop_workers", "worker_type"]
 
 STATE_FILE = "workers.json"
 POOL_NAME_MAX = 63
@@ -133,12 +133,18 @@ def local_run_gone(worker_name: str | None, run_pid: str | None, state_dir: Path
     return None
 
 
+def worker_type(pool: str) -> str:
+    """The Prefect worker type of a swarm pool: ``docker`` for ``*-docker`` pools, else ``process``."""
+    return "docker" if pool.endswith("-docker") else "process"
+
+
 def start_workers(pools: Sequence[str], per_pool: int, *, state_dir: Path, env: Mapping[str, str] | None = None,
                   query_seconds: float = 2.0, die_with_parent: bool = False) -> list[WorkerProcess]:
     """Have ``per_pool`` workers running for each pool: start the ones missing (workers of an
     earlier ``up`` that still run count; new names go on counting). Returns those started.
 
-    ``env`` is added to this process's environment (PREFECT_API_URL must point at the
+    A ``*-docker`` pool gets ``prefect worker --type docker`` workers (prefect-docker), the
+    others process workers. ``env`` is added to this process's environment (PREFECT_API_URL must point at the
     server). Workers poll every ``query_seconds`` (Prefect's default is 15 s). With
     ``die_with_parent`` (tests) a worker gets SIGTERM when the thread that started it ends,
     so a killed test run leaves no worker behind; ``noa swarm up``'s workers outlive it.
@@ -169,7 +175,7 @@ def start_workers(pools: Sequence[str], per_pool: int, *, state_dir: Path, env: 
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--name", name,
-                     "--type", "process"],
+                     "--type", worker_type(pool)],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=run_env,
                     start_new_session=True, close_fds=True,
                     preexec_fn=_die_with_parent if die_with_parent else None)
