@@ -233,3 +233,42 @@ def test_policy_knows_every_detect_secrets_type() -> None:
 ])
 def test_test_file_classifier(path: str, rule: str | None) -> None:
     assert why_test_file(path) == rule
+
+
+def _files_text(root: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in root.rglob("*") if p.is_file() and p.stat().st_size < 5e6)
+
+
+def test_security_stage_passes_a_uuid_library_and_fails_a_planted_aws_key_without_printing_it(
+        prefect_api_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.runtime import in_process_run
+    from flows.stages import security_stage
+
+    key = "AKIA" + "".join(chr(ord("A") + (7 * i) % 26) for i in range(12)) + "Q7X2"  # AWS format, built here
+    clean = _go_uuid_module(tmp_path / "uuid")
+    planted = _go_uuid_module(tmp_path / "uuid-leak")
+    write_tree(planted, {"client_test.go": f'package uuid\n\nconst awsKey = "{key}"\n'})
+    home = tmp_path / "home"
+    with in_process_run():
+        ok = asyncio.run(security_stage(project_dir=str(clean), home=str(home), project="uuid"))
+        bad = asyncio.run(security_stage(project_dir=str(planted), home=str(home), project="uuid-leak"))
+
+    assert ok["status"] == "passed", ok["details"]
+    secrets_check = next(c for c in ok["data"]["checks"] if c["check"] == "secrets")
+    assert secrets_check["status"] == "ok" and secrets_check["reason"] == "2 info"
+
+    assert bad["status"] == "failed"
+    assert "1 committed secret(s): AWS Access Key in client_test.go:3 (provider-format secret (AWS Access Key): " \
+           "high, even in a test file (*_test.go))" in bad["details"]
+    out, err = capfd.readouterr()
+    assert key not in json.dumps([ok, bad]) + out + err
+    assert key not in _files_text(home)  # change log, traces, registry
+    with get_client(sync_client=True) as client:  # the stage tables in the Prefect UI
+        tables = json.dumps([a.data for a in client.read_artifacts() if a.key and "uuid-leak" in a.key])
+    assert "client_test.go: possible AWS Access Key in client_test.go - provider-format secret" in tables
+    assert "entropy-only match in a test file (*_test.go): informational" in tables
+    assert key not in tables
