@@ -103,7 +103,7 @@ def noa_cmd() -> list[str]:
     probe = subprocess.run([str(noa), "workspace", "backup", "--help"], capture_output=True, text=True)
     if noa.exists() and probe.returncode == 0:
         return [str(noa), "workspace"]
-    return [sys.executable, "-m", "noa_core.backup"]
+    return [sys.executable, "-m", "noa_core.cli.backup_app"]
 
 
 def main() -> None:

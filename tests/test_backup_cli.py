@@ -1,6 +1,6 @@
 """`noa workspace backup|restore|verify|forget|snapshots` as whole processes, and the async trigger.
 
-The commands are run through ``python -m noa_core.backup`` (the same Typer commands that
+The commands are run through ``python -m noa_core.cli.backup_app`` (the same Typer commands that
 ``noa workspace`` registers), so they do not depend on the other command groups.
 """
 
@@ -30,7 +30,7 @@ def noa(*args: str, home: Path, env: dict | None = None, importtime: bool = Fals
     if not (process or importtime):
         from typer.testing import CliRunner
 
-        from noa_core.backup.__main__ import app
+        from noa_core.cli.backup_app import app
 
         run_env = {"NOA_HOME": str(home), "NOA_BACKUP_REPO": None, "NOA_BACKUP_PASSWORD": None, **(env or {})}
         res = CliRunner().invoke(app, list(args), env=run_env)
@@ -42,7 +42,7 @@ def noa(*args: str, home: Path, env: dict | None = None, importtime: bool = Fals
     full_env.pop("NOA_BACKUP_REPO", None)
     if not (env and "NOA_BACKUP_PASSWORD" in env):
         full_env.pop("NOA_BACKUP_PASSWORD", None)
-    cmd = [sys.executable] + (["-X", "importtime"] if importtime else []) + ["-m", "noa_core.backup", *args]
+    cmd = [sys.executable] + (["-X", "importtime"] if importtime else []) + ["-m", "noa_core.cli.backup_app", *args]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
 
 

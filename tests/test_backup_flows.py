@@ -126,7 +126,7 @@ def test_cli_backup_flow_option_records_a_flow_run(prefect_api_url: str, tree: P
            "PYTHONPATH": str(REPO_ROOT), "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("NOA_BACKUP_PASSWORD", None)
     env.pop("NOA_BACKUP_REPO", None)
-    proc = subprocess.run([sys.executable, "-m", "noa_core.backup", "backup", str(tree), "--repo",
+    proc = subprocess.run([sys.executable, "-m", "noa_core.cli.backup_app", "backup", str(tree), "--repo",
                            str(tmp_path / "repo"), "--flow", "--json"], env=env, capture_output=True, text=True,
                           timeout=300, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -46,7 +46,7 @@ def _route_info(home: Any, service: str) -> dict[str, Any] | None:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa apps ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     apps_app = typer.Typer(no_args_is_help=True, help="Owned and external apps; switching a service between them.")
     app.add_typer(apps_app, name="apps")

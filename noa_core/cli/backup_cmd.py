@@ -16,54 +16,18 @@ and ``backup --flow`` (records the run as the ``backup`` flow in the Prefect UI)
 """
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from noa_core.cli import options as cli
 from noa_core.errors import NoaError
-
-HomeOption = Annotated[Optional[Path], typer.Option("--home", envvar="NOA_HOME", help="NOA_HOME (default ./.noa)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
-
-
-class _Cli:
-    """The few helpers of noa_core.cli.main, here so `python -m noa_core.backup` does not import every command."""
-
-    HomeOption = HomeOption
-    JsonOption = JsonOption
-
-    @staticmethod
-    def _settings(home: Optional[Path]):  # noqa: ANN205
-        from noa_core.config import NoaSettings
-
-        settings = NoaSettings()
-        settings = settings.model_copy(update={"home": home}) if home is not None else settings
-        return settings.model_copy(update={"home": settings.home.resolve()})  # absolute at the edge
-
-    @staticmethod
-    def _err():  # noqa: ANN205
-        from rich.console import Console
-
-        return Console(stderr=True)
-
-    @staticmethod
-    def _bad(message: str) -> typer.Exit:
-        sys.stderr.write("noa: error: " + " ".join(message.split()) + "\n")
-        return typer.Exit(2)
-
-    @staticmethod
-    def _fail(exc: NoaError) -> typer.Exit:
-        sys.stderr.write("noa: error: " + exc.one_line() + "\n")
-        return typer.Exit(exc.exit_code)
 
 
 def register(workspace_app: typer.Typer) -> None:
     """Add the backup commands to the ``noa workspace`` group."""
-    cli = _Cli
-
     RepoOption = Annotated[Optional[str], typer.Option(
         "--repo", envvar="NOA_BACKUP_REPO", help="repository: DIR, s3:BUCKET[/PREFIX] or azure:CONTAINER[/PREFIX]")]
     BlockOption = Annotated[Optional[str], typer.Option(

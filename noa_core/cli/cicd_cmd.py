@@ -21,7 +21,7 @@ from rich.table import Table
 
 def register(app: typer.Typer) -> None:
     """Add ``noa cicd ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     cicd_app = typer.Typer(no_args_is_help=True, help="CI/CD pipeline: validate, build, test, deploy, monitor.")

@@ -20,7 +20,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add ``noa cltree ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     cltree_app = typer.Typer(no_args_is_help=True,

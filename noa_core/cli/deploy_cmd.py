@@ -54,7 +54,7 @@ def _ints(text: str | None) -> list[int] | None:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa deploy``, ``noa rollback`` and ``noa deploy-supervisor`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     @app.command("deploy")
     def deploy_cmd(

@@ -38,7 +38,7 @@ def _mib(n: int) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa docker ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     docker_app = typer.Typer(no_args_is_help=True, help="NOA's Docker base images and deploy containers.")
     images_app = typer.Typer(no_args_is_help=True, help="Base images built without a registry.")

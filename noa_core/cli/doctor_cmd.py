@@ -66,7 +66,7 @@ def collect(model: Path | None) -> dict[str, Any]:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa doctor`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     @app.command("doctor")
     def doctor(

@@ -23,7 +23,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add ``noa expose`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     @app.command("expose")

@@ -8,51 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from noa_core.config import NoaSettings
+from noa_core.cli.options import HomeOption, JsonOption, _bad, _err, _fail, _settings
 from noa_core.errors import NoaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="NOA ARK OS: drop in a codebase, take it to production.")
 prefect_app = typer.Typer(no_args_is_help=True, help="The embedded Prefect server of NOA_HOME.")
 app.add_typer(prefect_app, name="prefect")
-
-HomeOption = Annotated[Optional[Path], typer.Option("--home", envvar="NOA_HOME",
-                                                    help="NOA_HOME (default ./.noa)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
-
-
-def _settings(home: Path | None) -> NoaSettings:
-    """The settings with NOA_HOME made absolute here, at the edge: a relative ``--home`` (or the
-    default ``./.noa``) means the current directory of this command, also in the flows, workers
-    and background processes it starts, whatever their own working directory."""
-    settings = NoaSettings()
-    if home is not None:
-        settings = settings.model_copy(update={"home": home})
-    return settings.model_copy(update={"home": settings.home.resolve()})
-
-
-def _err() -> Console:
-    return Console(stderr=True)
-
-
-def _error_line(message: str) -> None:
-    """One line on stderr, never wrapped (scripts grep for it)."""
-    sys.stderr.write("noa: error: " + " ".join(message.split()) + "\n")
-    sys.stderr.flush()
-
-
-def _fail(exc: NoaError) -> typer.Exit:
-    _error_line(exc.one_line())
-    return typer.Exit(exc.exit_code)
-
 
 def _print_drop_summary(report: dict, console: Console) -> None:
     table = Table(title=f"code drop {report['drop_id']}", show_header=False)
@@ -108,17 +77,12 @@ def drop(
     except NoaError as exc:
         raise _fail(exc) from None
     if as_json:
-        typer.echo(json.dumps(report, indent=2, sort_keys=False))
+        typer.echo(report.model_dump_json(indent=2))
     else:
         _print_drop_summary(report, Console())
         if report.get("flow_run_id"):
             console.print(f"Prefect UI: {server.ui_url.rstrip('/')}/runs/flow-run/{report['flow_run_id']}")
     raise typer.Exit(_drop_exit_code(report))
-
-
-def _bad(message: str) -> typer.Exit:
-    _error_line(message)
-    return typer.Exit(2)
 
 
 def example_service_path() -> Path:

@@ -54,7 +54,7 @@ VerboseOption = Annotated[bool, typer.Option("--verbose", "-v",
 
 def register(app: typer.Typer) -> None:
     """Add ``noa pipeline`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     @app.command("pipeline")
     def pipeline(
@@ -81,7 +81,7 @@ def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | Non
                          sandbox: str = "auto", distributed: bool = False, shards: int = 2, no_deploy: bool = False,
                          alert_block: str | None = None, verbose: bool = False) -> None:
     """The body of ``noa pipeline`` (``noa demo`` runs it on the example service); raises typer.Exit."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     console = cli._err()

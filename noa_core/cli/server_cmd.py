@@ -32,7 +32,7 @@ from noa_core.errors import BadInput, NoaError
 
 
 def _notifier(console: Console, use_prefect: bool) -> Any:
-    from noa_core.events.alerts import PrefectBlockNotifier
+    from noa_core.events.prefect_bridge import PrefectBlockNotifier
 
     slug, url = os.environ.get("NOA_ALERT_BLOCK"), os.environ.get("NOA_ALERT_WEBHOOK_URL")
     if slug and not use_prefect:
@@ -101,7 +101,7 @@ def _stop(proc: "subprocess.Popen[bytes] | None") -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa server ...`` and ``noa dashboard`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
 
     server_app = typer.Typer(help="The unified NOA API (+ Prefect UI and the drop-in watcher).",
                              invoke_without_command=True)

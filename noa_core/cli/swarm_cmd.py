@@ -35,7 +35,7 @@ def _pools(text: str) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     """Add ``noa swarm ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     swarm_app = typer.Typer(no_args_is_help=True, help="Language swarms: work pools, workers, swarm runs.")

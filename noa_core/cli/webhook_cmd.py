@@ -25,7 +25,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add ``noa webhook ...`` to the ``noa`` application."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     webhook_app = typer.Typer(no_args_is_help=True, help="Receive GitHub webhooks (push, pull_request).")

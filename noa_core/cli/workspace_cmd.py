@@ -58,7 +58,7 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")] = False,
 ) -> None:
     """Register every file of PATH: stat-checked, BLAKE3-hashed, de-duplicated, versioned."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     root = path or Path.cwd()
@@ -109,7 +109,7 @@ def graph_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")] = False,
 ) -> None:
     """The dependency graph of every project under PATH: GraphML, JSON and a rendered image."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
 
     root = (path or Path.cwd())
@@ -147,7 +147,7 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")] = False,
 ) -> None:
     """Scanned roots (files, bytes, duplicates, bytes saved), or one file's version history."""
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.errors import NoaError
     from noa_core.workspace.status import file_history, roots_status
 
@@ -180,7 +180,7 @@ def status_cmd(
 
 def _run_flow(settings: Any, root: Path, *, graph: bool, as_json: bool, out: Optional[Path] = None,
               image: str = "svg") -> None:
-    from noa_core.cli import main as cli
+    from noa_core.cli import options as cli
     from noa_core.cli.connect import connect_prefect
     from noa_core.errors import NoaError
 

@@ -33,7 +33,7 @@ _ANALYSIS_KEYS = {f.name for f in fields(AnalysisConfig)}
 def plugin_targets() -> dict[str, Any]:
     """Deploy targets from plugins: each ``noa.plugins`` entry point's ``deploy_targets``, a mapping of
     target name -> factory ``(home, **options) -> DeployTarget``. Built-in names cannot be taken."""
-    from noa_core.server.plugins import plugin_attributes
+    from noa_core.plugins import plugin_attributes
 
     found: dict[str, Any] = {}
     for _plugin, targets in plugin_attributes("deploy_targets"):

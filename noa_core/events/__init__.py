@@ -1,13 +1,13 @@
 """The event bus and its subscribers: change-log logger, metrics collector, trace recorder, alert manager
 (plus the Prefect bridge and the rollback feedback to the orchestrator)."""
 
-from noa_core.events.alerts import AlertManager, PrefectBlockNotifier
+from noa_core.events.alerts import AlertManager
 from noa_core.events.bus import CallbackSubscriber, EventBus
 from noa_core.events.changelog import ChangeLogSubscriber
 from noa_core.events.feedback import RollbackFeedback
 from noa_core.events.interface import Delivery, Event, EventError, Subscriber
 from noa_core.events.metrics import MetricsSubscriber
-from noa_core.events.prefect_bridge import PrefectEventSubscriber
+from noa_core.events.prefect_bridge import PrefectBlockNotifier, PrefectEventSubscriber
 from noa_core.events.traces import TraceSubscriber
 
 __all__ = ["AlertManager", "CallbackSubscriber", "ChangeLogSubscriber", "Delivery", "Event", "EventBus",

@@ -1,9 +1,8 @@
-"""Alert manager: critical events alert through a Prefect notification block; the rest are logged.
+"""Alert manager: critical events alert through a notifier; the rest are logged.
 
-The notifier is any object with ``send(subject, body)``. :class:`PrefectBlockNotifier`
-wraps a Prefect ``NotificationBlock`` (a saved one, loaded by its slug, e.g.
-``custom-webhook/noa-alerts``; or, by default, a ``CustomWebhookNotificationBlock``
-built from a webhook URL). Prefect is imported only when such a notifier is made.
+The notifier is any object with ``send(subject, body)``; the one NOA ships,
+:class:`~noa_core.events.prefect_bridge.PrefectBlockNotifier`, wraps a Prefect notification
+block and lives with the other Prefect adapter code in :mod:`noa_core.events.prefect_bridge`.
 """
 
 from __future__ import annotations
@@ -17,33 +16,6 @@ from noa_core.events.interface import SEVERITIES, Event
 
 class Notifier(Protocol):
     def send(self, subject: str, body: str) -> None: ...
-
-
-class PrefectBlockNotifier:
-    """Sends through a Prefect notification block (synchronously: call it off the event loop)."""
-
-    def __init__(self, block: Any) -> None:
-        self.block = block
-
-    def send(self, subject: str, body: str) -> None:
-        self.block.notify(body, subject, _sync=True)
-
-    @classmethod
-    def webhook(cls, url: str, *, timeout: float = 10.0) -> PrefectBlockNotifier:
-        """The default: a ``CustomWebhookNotificationBlock`` POSTing ``{"subject", "body"}`` JSON to ``url``."""
-        from prefect.blocks.notifications import CustomWebhookNotificationBlock
-
-        block = CustomWebhookNotificationBlock(
-            name="noa-alerts", url=url, method="POST", timeout=timeout, allow_private_urls=True,
-            json_data={"subject": "{{subject}}", "body": "{{body}}"})
-        return cls(block)
-
-    @classmethod
-    def load(cls, slug: str) -> PrefectBlockNotifier:
-        """A saved notification block, e.g. ``custom-webhook/noa-alerts`` or ``slack-webhook/ops``."""
-        from prefect.blocks.core import Block
-
-        return cls(Block.load(slug, _sync=True))
 
 
 class AlertManager:

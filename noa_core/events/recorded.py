@@ -6,7 +6,8 @@ trigger matches them all: the event ``noa.<kind>.recorded`` on the resource ``no
 related to the current flow run (if any); only scalar payload fields travel, plus ``cl_entry``, the
 CL tree entry id that points at the rest.
 
-Building the event needs no Prefect; :func:`emit_recorded` imports it when it sends.
+Building the event needs no Prefect; :func:`emit_recorded` sends it through :mod:`noa_core.events.prefect_bridge`,
+which imports Prefect only then.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from noa_core.events.interface import Event, Severity
+from noa_core.events.prefect_bridge import PrefectEventSubscriber, current_flow_run_id
 
 MAX_SCALAR_CHARS = 300
 FAILED_OUTCOMES = ("failed", "rolled_back")
@@ -32,23 +34,11 @@ def recorded_event(kind: str, subject: str, payload: Mapping[str, Any], entry_id
                  payload={**scalars, "cl_entry": entry_id}, run_id=run_id)
 
 
-def current_flow_run_id() -> str | None:
-    """The id of the Prefect flow run this code runs in; ``None`` outside one (or without Prefect)."""
-    try:
-        from prefect.runtime import flow_run
-
-        return str(flow_run.id) if flow_run.id else None
-    except Exception:  # noqa: BLE001 - outside a flow run, or Prefect not importable
-        return None
-
-
 def emit_recorded(kind: str, subject: str, payload: Mapping[str, Any], entry_id: str | None) -> str:
     """Send :func:`recorded_event` to Prefect; ``ok``, ``skipped: ...`` or ``error: ...``, never raises
     (an event is a notification, not the record)."""
     event = recorded_event(kind, subject, payload, entry_id, run_id=current_flow_run_id())
     try:
-        from noa_core.events.prefect_bridge import PrefectEventSubscriber
-
         return PrefectEventSubscriber(enabled=True).handle(event)
     except Exception as exc:  # noqa: BLE001
         return f"error: {type(exc).__name__}"

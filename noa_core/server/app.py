@@ -186,11 +186,11 @@ def create_app(settings: NoaSettings, *, cache: Cache | None = None, orchestrato
 
 
 def _mount_plugins(app: FastAPI, state: ServerState) -> dict[str, str]:
-    """Routers and event subscribers of the ``noa.plugins`` entry points (see :mod:`noa_core.server.plugins`)."""
+    """Routers and event subscribers of the ``noa.plugins`` entry points (see :mod:`noa_core.plugins`)."""
     from fastapi import Depends
 
     from noa_core.server.deps import require
-    from noa_core.server.plugins import discover
+    from noa_core.plugins import discover
     from noa_core.server.responses import AUTH, errors
 
     read, write = require("read"), require("write")

@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "DatabaseError": "noa_core.storage.database", "create_schema": "noa_core.storage.database",
+    "DatabaseError": "noa_core.storage.errors", "create_schema": "noa_core.storage.database",
     "make_engine": "noa_core.storage.database", "open_database": "noa_core.storage.database",
     "DropInfo": "noa_core.storage.registry", "FileStats": "noa_core.storage.registry",
     "ProjectInfo": "noa_core.storage.registry", "Registry": "noa_core.storage.registry",

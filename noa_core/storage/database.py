@@ -13,16 +13,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from noa_core.errors import NoaError
+from noa_core.storage.errors import DatabaseError
+from noa_core.storage.migrate import upgrade
 
 if TYPE_CHECKING:
     from noa_core.config import NoaSettings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-class DatabaseError(NoaError):
-    """The registry database could not be opened or used."""
 
 
 def _is_url(text: str) -> bool:
@@ -75,8 +72,6 @@ def create_schema(engine: Engine) -> None:
 
     A database made by the old ``create_all`` is stamped at the baseline revision first.
     """
-    from noa_core.storage.migrate import upgrade
-
     upgrade(engine)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from noa_core.storage.database import DatabaseError
+from noa_core.storage.errors import DatabaseError
 
 HEAD = "0005"          # the newest revision in migrations/versions (a test keeps them equal)
 BASELINE = "0001"

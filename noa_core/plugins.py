@@ -1,5 +1,7 @@
 """Plugins: third-party packages extend NOA through the entry-point group ``noa.plugins``.
 
+Discovery is shared by the ports that take plugins (the API server, deploy targets); it knows none of them.
+
 An entry point names a module or object (``hello = noa_plugin_hello``). What NOA reads from it,
 each optional:
 
