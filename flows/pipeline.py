@@ -93,9 +93,14 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     except MergeRolledBack as exc:
         merge = getattr(exc, "report", None) or {"outcome": "rolled back", "message": exc.one_line()}
     timings["sandbox_merge"] = time.perf_counter() - t
+    # per drop: this pipeline goes on when its own drop reached D, even if other drops of the sandbox were held
+    held_here = [d for d in (merge.get("drops") or {}).get("held", []) if d.get("drop_id") == drop["drop_id"]]
+    merged = merge.get("outcome") in ("merged", "partially merged", "nothing to merge") and not held_here
+    if held_here:
+        merge = {**merge, "outcome": "held", "message": f"drop {drop['drop_id']} held in sandbox "
+                                                        f"{held_here[0]['sandbox']}: {held_here[0]['reason']}"}
     steps["sandbox_merge"] = {"outcome": merge.get("outcome"), "message": merge.get("message"),
                               "report_path": merge.get("report_path")}
-    merged = merge.get("outcome") in ("merged", "nothing to merge")
 
     unified: dict[str, Any] | None = None
     if merged:

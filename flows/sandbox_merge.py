@@ -4,10 +4,12 @@ recover an interrupted merge -> plan (which sandboxes are ahead of D) -> conflic
 (``git merge-tree``: every pair, D included, and the cumulative merge queue; no worktree
 touched) -> on conflicts stop: nothing merged, each sandbox involved needs manual
 resolution -> build the integration commit (parents D + sandbox heads) -> validate every
-changed project's tests on it, isolated -> on failure stop and bisect the sandboxes to
-name the culprit (one sandbox, or the pair that only fails together) -> otherwise, in one
-Prefect transaction: move D (compare-and-swap), reset the merged sandboxes onto the new
-D, confirm. Any failure inside the transaction runs the tasks' rollback hooks, which put
+changed project's tests on it, isolated -> on failure, hold the drops that cause it, as a
+merge queue does (``noa_core/sandbox/drop_queue.py``): a failing project changed by one
+drop holds that drop; one changed by several is bisected over those drops (one drop, or
+the pair that only fails together); the rest is merged, rebuilt and validated again until
+it passes -> in one Prefect transaction: move D (compare-and-swap), reset each sandbox
+onto the new D (a sandbox with held drops onto the new D plus those drops only), confirm. Any failure inside the transaction runs the tasks' rollback hooks, which put
 D and the sandboxes back; a journal written before D moves lets the next run roll back a
 merge whose process died half-way. Each sandbox is told its verdict; the run is recorded
 as ``NOA_HOME/reports/merge-<run>.json`` plus Prefect artifacts (outcome as markdown,
@@ -25,10 +27,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 
+from flows.merge_queue import drop_verdicts, held_summary, hold_failing_drops
 from noa_core.config import NoaSettings
 from noa_core.observability.logs import logs_in_home
-from noa_core.sandbox.bisect import Culprit, find_culprit
 from noa_core.sandbox.conflicts import ConflictReport
+from noa_core.sandbox.drop_queue import DropUnit, QueueResult
 from noa_core.sandbox.merge import (
     IntegrationConflict,
     IntegrationMoved,
@@ -45,7 +48,6 @@ from noa_core.sandbox.merge import (
     new_run_id,
     parse_requested,
     pin,
-    project_trees,
     restore,
     unpin,
 )
@@ -55,10 +57,12 @@ from tasks.merge import (
     build_integration_task,
     confirm_integration_task,
     conflict_check_task,
+    list_drops_task,
     move_integration_task,
     open_workspace,
     plan_task,
     read_test_plans_task,
+    rebuild_sandbox_task,
     record_merge_task,
     recover_task,
     reset_sandbox_task,
@@ -117,30 +121,6 @@ class _Validator:
         return dict(sorted(out.items()))
 
 
-def _bisect(settings: NoaSettings, plan: MergePlan, failing: list[str], validator: _Validator) -> Culprit:
-    logger = get_run_logger()
-
-    def probe(subset: tuple[str, ...]) -> tuple[bool, str]:
-        if subset:
-            try:
-                commit = build_integration_task(settings, plan.d_head, plan.heads, list(subset)).commit
-            except IntegrationConflict as exc:
-                return True, f"does not merge cleanly: {exc.one_line()}"
-        else:
-            commit = plan.d_head
-        present = project_trees(open_workspace(settings).git, commit)
-        plans = read_test_plans_task(settings, commit, [p for p in failing if p in present])
-        results = validator.run(commit, plans)
-        bad = [f"{p} {v.status}" + (f" ({v.summary_line})" if v.summary_line else "")
-               for p, v in results.items() if not v.ok]
-        absent = [p for p in failing if p not in present]
-        detail = "; ".join(bad) if bad else "passes" + (f" ({', '.join(absent)} absent)" if absent else "")
-        logger.info("bisection probe D+%s: %s", "+".join(subset) or "nothing", detail)
-        return bool(bad), detail
-
-    return find_culprit(list(plan.to_merge), probe, batch_detail="the whole batch fails " + ", ".join(failing))
-
-
 def _conflict_verdicts(plan: MergePlan, check: ConflictReport, suggestion: str | None) -> dict[str, Verdict]:
     verdicts: dict[str, Verdict] = {}
     for name in plan.to_merge:
@@ -159,28 +139,10 @@ def _conflict_verdicts(plan: MergePlan, check: ConflictReport, suggestion: str |
     return verdicts
 
 
-def _failure_verdicts(plan: MergePlan, culprit: Culprit, failing: list[str], suggestion: str | None) -> dict[str, Verdict]:
-    verdicts: dict[str, Verdict] = {}
-    for name in plan.to_merge:
-        if not culprit.sandboxes:
-            verdicts[name] = Verdict("failed", f"the integration fails the tests of {', '.join(failing)}; "
-                                               f"bisection blames no sandbox: {culprit.reason}")
-        elif name in culprit.sandboxes:
-            partners = [s for s in culprit.sandboxes if s != name]
-            together = f" together with {', '.join(partners)}" if partners else ""
-            verdicts[name] = Verdict("failed", f"breaks the tests of {', '.join(failing)}{together} "
-                                               f"(named by bisection); fix it and merge again")
-        else:
-            hint = f"; merge it without the culprit: `{suggestion}`" if suggestion else ""
-            verdicts[name] = Verdict("not merged", f"innocent: the batch failed because of "
-                                                   f"{', '.join(culprit.sandboxes)}{hint}")
-    return verdicts
-
-
 @flow(name="sandbox_merge", flow_run_name=_merge_run_name, log_prints=False)
 @logs_in_home
 def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -> dict[str, Any]:
-    """Merge sandboxes A, B, C (default: those ahead of D) into D; D moves only if all of it passes."""
+    """Merge the drops of sandboxes A, B, C (default: those ahead of D) into D; failing drops stay held."""
     logger = get_run_logger()
     parse_requested(sandboxes)  # unknown names and D are refused before anything runs
     settings = _settings(home)
@@ -196,32 +158,38 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
         for line in recovered:
             logger.warning(line)
         plan = plan_task(settings, sandboxes)
+        units: list[DropUnit] = []
+        queue = QueueResult()
 
         def finish(outcome: str, message: str, verdicts: dict[str, Verdict], *, check: ConflictReport | None = None,
                    merged: bool = False, head_after: str | None = None, candidate: str | None = None,
-                   validation: dict[str, ProjectValidation] | None = None, culprit: Culprit | None = None,
-                   suggestion: str | None = None) -> MergeReport:
+                   validation: dict[str, ProjectValidation] | None = None, suggestion: str | None = None,
+                   culprit: tuple[tuple[str, ...], str] | None = None) -> MergeReport:
             for name in plan.not_ahead:
                 verdicts[name] = Verdict("nothing to merge", f"sandbox {name} has nothing D lacks")
             timings["total"] = time.perf_counter() - t0
+            drops = {"merged": [u.as_dict() for u in units if u.key not in queue.held] if merged else [],
+                     "held": [h.as_dict() for h in queue.held.values()]}
             report = MergeReport(
                 run_id=run_id, outcome=outcome, merged=merged, requested=plan.requested, to_merge=plan.to_merge,
                 integration_head_before=plan.d_head, integration_head_after=head_after or plan.d_head,
                 candidate=candidate, conflicts=tuple(c.as_dict() for c in check.conflicts) if check else (),
                 matrix=tuple(check.matrix()) if check else (), conflict_check=check.as_dict() if check else {},
                 validation={p: v.as_dict() for p, v in (validation or {}).items()},
-                culprit=culprit.sandboxes if culprit else None, culprit_reason=culprit.reason if culprit else None,
-                bisection=tuple(culprit.as_dict()["probes"]) if culprit else (),
+                culprit=culprit[0] if culprit else None, culprit_reason=culprit[1] if culprit else None,
+                bisection=tuple(queue.probes),
                 per_sandbox={n: verdicts[n].as_dict() for n in plan.requested if n in verdicts},
                 mergeable=check.mergeable if check else (), suggestion=suggestion, message=message,
                 recovered=tuple(recovered), timings={k: round(v, 3) for k, v in timings.items()},
-                started=started, finished=_now(), flow_run_id=_flow_run_id())
+                started=started, finished=_now(), flow_run_id=_flow_run_id(), drops=drops)
             report = record_merge_task(settings, report, {n: verdicts[n] for n in plan.requested if n in verdicts})
             if plan.to_merge:
                 change_log_task(settings, "merge", "sandbox/D-integration", {
                     "run_id": run_id, "outcome": outcome, "merged": merged, "sandboxes": list(plan.to_merge),
                     "head_before": plan.d_head, "head_after": head_after or plan.d_head,
-                    "culprit": list(culprit.sandboxes) if culprit else None, "flow_run_id": _flow_run_id()})
+                    "culprit": list(culprit[0]) if culprit else None,
+                    "merged_drops": [d["drop_id"] for d in drops["merged"]],
+                    "held_drops": [d["drop_id"] for d in drops["held"]], "flow_run_id": _flow_run_id()})
             logger.info("sandbox merge %s: %s", run_id, message)
             return report
 
@@ -242,9 +210,10 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                           suggestion=suggestion).as_dict()
 
         t = time.perf_counter()
-        drops = {n: [d.drop_id for d in repo.drops(n)] for n in plan.to_merge}
+        units = list_drops_task(settings, plan)
+        drop_ids = {n: [i for u in units if u.sandbox == n for i in (*u.superseded, u.drop_id)] for n in plan.to_merge}
         candidate = build_integration_task(settings, plan.d_head, plan.heads, list(plan.to_merge),
-                                           merge_message(plan.to_merge, plan.heads, drops, run_id))
+                                           merge_message(plan.to_merge, plan.heads, drop_ids, run_id))
         timings["build"] = time.perf_counter() - t
         pin_ref = pin(repo.git, candidate.commit, "merge")
         try:
@@ -256,30 +225,53 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 validation[project] = ProjectValidation(project, "", "skipped", reason="removed by the merge")
             timings["validation"] = time.perf_counter() - t
             failing = [p for p, v in validation.items() if not v.ok]
+            moves = {n: candidate.commit for n in plan.to_merge}   # sandbox -> where it goes once D moved
             if failing:
                 t = time.perf_counter()
-                culprit = _bisect(settings, plan, failing, validator)
+                held_out = hold_failing_drops(settings, plan, units, validation, validator, run_id)
+                queue = held_out.result
                 timings["bisection"] = time.perf_counter() - t
-                rest = [n for n in plan.to_merge if n not in culprit.sandboxes]
-                suggestion = f"noa merge {' '.join(rest)}" if culprit.sandboxes and rest else None
-                blame = ", ".join(culprit.sandboxes) or "no sandbox"
-                message = (f"Refused: the integration of {', '.join(plan.to_merge)} fails the tests of "
-                           f"{', '.join(failing)}; D is unchanged. Bisection names {blame}: {culprit.reason}.")
-                return finish("validation failed", message, _failure_verdicts(plan, culprit, failing, suggestion),
-                              check=check, candidate=candidate.commit, validation=validation, culprit=culprit,
-                              suggestion=suggestion).as_dict()
+                held = list(queue.held.values())
+                culprit = (tuple(n for n in plan.to_merge if any(h.unit.sandbox == n for h in held)),
+                           "; ".join(dict.fromkeys(h.reason for h in held)) or
+                           f"no drop of this merge changes {', '.join(held_out.unattributed)}")
+                if held_out.candidate is None:
+                    verdicts = drop_verdicts(plan, units, queue.held, None, lambda _n: None)
+                    why = (f"Held {len(held)} drop{'s' if len(held) != 1 else ''}: {held_summary(held)}."
+                           if held and not held_out.unattributed else
+                           f"No drop of this merge changes {', '.join(held_out.unattributed)}, which fails: "
+                           "nothing can be held to make it pass.")
+                    message = (f"Refused: the integration of {', '.join(plan.to_merge)} fails the tests of "
+                               f"{', '.join(failing)}; D is unchanged. {why}")
+                    return finish("validation failed", message, verdicts, check=check, candidate=candidate.commit,
+                                  validation=validation, culprit=culprit).as_dict()
+                unpin(repo.git, pin_ref)
+                candidate, validation = held_out.candidate, held_out.validation
+                pin_ref = pin(repo.git, candidate.commit, "merge")
+                moves = {}
+                for name in plan.to_merge:
+                    mine = [u for u in units if u.sandbox == name]
+                    held_here = [queue.held[u.key] for u in mine if u.key in queue.held]
+                    if not held_here:
+                        moves[name] = candidate.commit
+                    elif len(held_here) < len(mine):
+                        try:
+                            moves[name] = rebuild_sandbox_task(settings, name, candidate.commit, held_here, run_id)
+                        except IntegrationConflict as exc:
+                            logger.warning("sandbox %s keeps its head: %s", name, exc.one_line())
 
             t = time.perf_counter()
             entry = JournalEntry(run_id=run_id, d_old=plan.d_head, d_new=candidate.commit,
-                                 sandboxes={n: plan.heads[n] for n in plan.to_merge}, created=_now())
+                                 sandboxes={n: plan.heads[n] for n in moves}, created=_now(),
+                                 targets={n: c for n, c in moves.items() if c != candidate.commit})
             d_moved = False
             reset: dict[str, bool] = {}
             try:
                 with transaction():
                     move_integration_task(settings, entry)
                     d_moved = True
-                    for name in plan.to_merge:
-                        reset[name] = reset_sandbox_task(settings, name, plan.heads[name], candidate.commit, run_id)
+                    for name, target in moves.items():
+                        reset[name] = reset_sandbox_task(settings, name, plan.heads[name], target, run_id)
                     confirm_integration_task(settings, candidate.commit)
             except Exception as exc:
                 head_now = repo.head(Sandbox.D)
@@ -311,14 +303,22 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
         finally:
             unpin(repo.git, pin_ref)
 
-        verdicts = {}
-        for name in plan.to_merge:
-            note = ("reset to the new D" if reset.get(name)
-                    else "it received new commits during the merge, so it was not reset (those stay ahead of D)")
-            verdicts[name] = Verdict("merged", f"merged into D at {candidate.commit[:12]}; {note}")
+        verdicts = drop_verdicts(plan, units, queue.held, candidate.commit,
+                                 lambda n: reset.get(n) if n in moves else None)
         tested = [p for p, v in validation.items() if v.status not in ("skipped",)]
-        message = (f"Merged {', '.join(plan.to_merge)} into D: {plan.d_head[:12]} -> {candidate.commit[:12]}; "
+        merged_units = [u for u in units if u.key not in queue.held]
+        held = list(queue.held.values())
+        whom = (", ".join(plan.to_merge) if not held else
+                f"{len(merged_units)} drop{'s' if len(merged_units) != 1 else ''} of "
+                f"{', '.join(dict.fromkeys(u.sandbox for u in merged_units))}")
+        message = (f"Merged {whom} into D: {plan.d_head[:12]} -> {candidate.commit[:12]}; "
                    f"tests of {len(tested)} project{'s' if len(tested) != 1 else ''} passed"
-                   + (f", {len(validation) - len(tested)} skipped" if len(validation) > len(tested) else "") + ".")
-        return finish("merged", message, verdicts, check=check, merged=True, head_after=candidate.commit,
-                      candidate=candidate.commit, validation=validation).as_dict()
+                   + (f", {len(validation) - len(tested)} skipped" if len(validation) > len(tested) else "") + "."
+                   + (f" Held in their sandbox: {held_summary(held)}." if held else ""))
+        culprit = None
+        if held:
+            culprit = (tuple(n for n in plan.to_merge if any(h.unit.sandbox == n for h in held)),
+                       "; ".join(dict.fromkeys(h.reason for h in held)))
+        return finish("partially merged" if held else "merged", message, verdicts, check=check, merged=True,
+                      head_after=candidate.commit, candidate=candidate.commit, validation=validation,
+                      culprit=culprit).as_dict()

@@ -19,6 +19,13 @@ from prefect.transactions import Transaction, get_transaction
 
 from noa_core.config import NoaSettings
 from noa_core.sandbox.conflicts import ConflictReport, check_conflicts
+from noa_core.sandbox.drop_queue import (
+    DropUnit,
+    HeldDrop,
+    build_drop_integration,
+    list_drops,
+    rebuild_sandbox,
+)
 from noa_core.sandbox.merge import (
     Integration,
     IntegrationMoved,
@@ -77,6 +84,26 @@ def build_integration_task(settings: NoaSettings, d_head: str, heads: dict[str, 
                            message: bytes | None = None) -> Integration:
     """The candidate commit: sandboxes merged onto D in memory (parents D + sandbox heads)."""
     return build_integration(open_workspace(settings), d_head, heads, sandboxes, message)
+
+
+@task(name="list-drops", cache_policy=NO_CACHE)
+def list_drops_task(settings: NoaSettings, plan: MergePlan) -> list[DropUnit]:
+    """The drops (one per project and sandbox) of the sandboxes to merge, read at the pinned heads."""
+    return list_drops(open_workspace(settings).git, plan.d_head, plan.heads, list(plan.to_merge))
+
+
+@task(name="build-drop-integration", cache_policy=NO_CACHE)
+def build_drop_integration_task(settings: NoaSettings, plan: MergePlan, units: list[DropUnit], keep: list[str],
+                                message: bytes | None = None) -> Integration:
+    """A candidate commit of D plus the drops in ``keep`` only (the others are left out)."""
+    return build_drop_integration(open_workspace(settings).git, plan.d_head, plan.heads, list(plan.to_merge),
+                                  units, keep, message)
+
+
+@task(name="rebuild-sandbox", task_run_name="rebuild-sandbox-{name}", cache_policy=NO_CACHE)
+def rebuild_sandbox_task(settings: NoaSettings, name: str, new_d: str, held: list[HeldDrop], run_id: str) -> str:
+    """The commit sandbox ``name`` moves to: the new D plus only its held drops (no ref is moved here)."""
+    return rebuild_sandbox(open_workspace(settings).git, new_d, held, run_id)
 
 
 @task(name="read-test-plans", cache_policy=NO_CACHE)
@@ -182,4 +209,12 @@ def record_merge_task(settings: NoaSettings, report: MergeReport, verdicts: dict
              "errors": v["errors"], "seconds": v["seconds"], "note": v.get("summary_line") or v.get("reason", "")}
             for name, v in report.validation.items()]
         create_table_artifact(rows, key="sandbox-merge-validation", description="integration candidate's tests")
+    if report.drops["merged"] or report.drops["held"]:
+        drop_rows: list[dict[str, Any]] = [
+            {"drop": d["drop_id"], "sandbox": d["sandbox"], "project": d["project"], "result": "merged", "reason": ""}
+            for d in report.drops["merged"]]
+        drop_rows += [{"drop": d["drop_id"], "sandbox": d["sandbox"], "project": d["project"], "result": "held",
+                       "reason": d["reason"]} for d in report.drops["held"]]
+        create_table_artifact(drop_rows, key="sandbox-merge-drops",
+                              description="drops merged into D and drops held in their sandbox")
     return report

@@ -123,7 +123,10 @@ def test_clean_merge_of_a_b_c_moves_d_after_running_the_tests(ws: Workspace) -> 
     assert not git(ws.layout.repo, "for-each-ref", "refs/noa/tmp/").strip()  # the candidate pin is gone
 
     artifacts = artifacts_of(report["flow_run_id"])
-    assert set(artifacts) == {"sandbox-merge", "sandbox-merge-conflicts", "sandbox-merge-validation"}
+    assert set(artifacts) == {"sandbox-merge", "sandbox-merge-conflicts", "sandbox-merge-validation",
+                              "sandbox-merge-drops"}
+    assert [(d["drop_id"], d["sandbox"]) for d in report["drops"]["merged"]] == [
+        ("drop-3-strings", "A"), ("drop-4-calc", "B"), ("drop-5-greet", "C")] and report["drops"]["held"] == []
     assert artifacts["sandbox-merge"].type == "markdown" and "merged" in artifacts["sandbox-merge"].data
     matrix = json.loads(artifacts["sandbox-merge-conflicts"].data)
     assert [row["sandbox"] for row in matrix] == ["D", "A", "B", "C"] and matrix[1]["B"] == "clean"
@@ -198,7 +201,7 @@ def test_modify_delete_conflict_kind(ws: Workspace) -> None:
     assert ws.repo.head("D") == d0
 
 
-def test_failing_batch_leaves_d_and_bisection_names_b(ws: Workspace) -> None:
+def test_failing_drop_is_held_and_the_other_sandboxes_merge(ws: Workspace) -> None:
     ws.land("A", "strings", STRINGS)
     ws.land("B", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x * 10\n")}))
     ws.land("C", "greet", changed(GREET, {"README.md": "greet\n"}))
@@ -206,16 +209,21 @@ def test_failing_batch_leaves_d_and_bisection_names_b(ws: Workspace) -> None:
 
     report = ws.merge()
 
-    assert report["outcome"] == "validation failed" and report["merged"] is False
-    assert ws.heads() == before
-    assert report["validation"]["calc"]["status"] == "failed" and report["validation"]["calc"]["failed"] == 1
-    assert report["validation"]["strings"]["status"] == "passed"
-    assert report["culprit"] == ["B"], report["culprit_reason"]
+    # B's drop breaks calc (the only drop changing calc: held without bisection); A and C reach D
+    assert report["outcome"] == "partially merged" and report["merged"] is True, report["message"]
+    new_d = ws.repo.head("D")
+    assert new_d == report["integration_head_after"] != before["D"]
+    assert report["validation"]["strings"]["status"] == "passed" and "calc" not in report["validation"]
+    assert report["culprit"] == ["B"] and "calc failed" in report["culprit_reason"]
+    assert report["bisection"] == []
+    assert [(d["drop_id"], d["sandbox"], d["project"]) for d in report["drops"]["held"]] == [("drop-4-calc", "B", "calc")]
+    assert {d["drop_id"] for d in report["drops"]["merged"]} == {"drop-3-strings", "drop-5-greet"}
     assert report["per_sandbox"]["B"]["status"] == "failed"
-    assert report["per_sandbox"]["A"]["status"] == "not merged" and "innocent" in report["per_sandbox"]["A"]["message"]
-    assert report["suggestion"] == "noa merge A C"
-    probes = {tuple(p["sandboxes"]): p["failed"] for p in report["bisection"]}
-    assert probes[()] is False and probes[("B",)] is True if ("B",) in probes else probes[("B", "C")] is True
+    assert report["per_sandbox"]["A"]["status"] == report["per_sandbox"]["C"]["status"] == "merged"
+    assert ws.repo.head("A") == ws.repo.head("C") == new_d and ws.repo.head("B") == before["B"]
+    assert (ws.layout.sandboxes / "D" / "projects" / "strings" / "strings_util.py").is_file()
+    assert "x * 10" not in (ws.layout.sandboxes / "D" / "projects" / "calc" / "calc" / "core.py").read_text()
+    assert ws.merge(["A", "C"])["outcome"] == "nothing to merge"
 
 
 def test_pair_that_only_fails_together_is_named(ws: Workspace) -> None:

@@ -43,8 +43,11 @@ class Culprit:
 ProbeFn = Callable[[tuple[str, ...]], "bool | tuple[bool, str]"]
 
 
-def find_culprit(batch: Sequence[str], fails: ProbeFn, *, batch_detail: str = "") -> Culprit:
-    """A smallest failing subset of ``batch`` (which, as a whole, is known to fail)."""
+def find_culprit(batch: Sequence[str], fails: ProbeFn, *, batch_detail: str = "",
+                 noun: tuple[str, str] = ("sandbox", "sandboxes")) -> Culprit:
+    """A smallest failing subset of ``batch`` (which, as a whole, is known to fail).
+
+    ``noun`` names the items in the reason (the merge bisects sandboxes or drops)."""
     order = {name: i for i, name in enumerate(batch)}
     probes: list[Probe] = []
     memo: dict[frozenset[str], bool] = {frozenset(batch): True}
@@ -80,9 +83,9 @@ def find_culprit(batch: Sequence[str], fails: ProbeFn, *, batch_detail: str = ""
         return needed_left + needed_right
 
     if not batch:
-        return Culprit((), "nothing was merged, so no sandbox can be blamed", tuple(probes))
+        return Culprit((), f"nothing was merged, so no {noun[0]} can be blamed", tuple(probes))
     if test(()):
-        return Culprit((), "the failing tests already fail on D without any sandbox", tuple(probes))
+        return Culprit((), f"the failing tests already fail on D without any {noun[0]}", tuple(probes))
     found = canon(search(tuple(batch), ()))
     if len(found) > 1:
         # say "each passes alone" only after seeing it (subsets need not behave monotonically)
@@ -90,9 +93,9 @@ def find_culprit(batch: Sequence[str], fails: ProbeFn, *, batch_detail: str = ""
         if alone_fails:
             found = (alone_fails[0],)
     if len(found) == 1:
-        reason = f"sandbox {found[0]} alone on top of D fails the tests"
+        reason = f"{noun[0]} {found[0]} alone on top of D fails the tests"
     else:
         alone = " and ".join(found)
-        reason = (f"sandboxes {alone} each pass on top of D but fail together: "
+        reason = (f"{noun[1]} {alone} each pass on top of D but fail together: "
                   "the combination breaks the tests")
     return Culprit(found, reason, tuple(probes))

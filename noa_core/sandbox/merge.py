@@ -41,12 +41,16 @@ from noa_core.manifest import (
     PythonEnvConfig,
     parse_manifest,
 )
+from noa_core.pyenv.provider import prepare_python_env
 from noa_core.sandbox.conflicts import merge_tree, queue_commit
 from noa_core.sandbox.git import Git, WorkspaceError
 from noa_core.sandbox.repository import PROJECTS_DIR, WorkspaceRepo
 from noa_core.sandbox.sandboxes import WORK_SANDBOXES, Sandbox
-from noa_core.pyenv.provider import prepare_python_env
-from noa_core.validation.runner import is_python_command, run_test_suite, suggest_pythonpath
+from noa_core.validation.runner import (
+    is_python_command,
+    run_test_suite,
+    suggest_pythonpath,
+)
 
 CLTREE_NOTE = "the CL tree (change log) does not exist yet in NOA ARK OS: this merge is recorded only in this report"
 
@@ -338,6 +342,8 @@ class JournalEntry:
     d_new: str
     sandboxes: dict[str, str]          # sandbox -> head before it is reset onto d_new
     created: str
+    targets: dict[str, str] = field(default_factory=dict)  # sandbox -> where it moves, when not d_new
+                                                           # (new D + the drops the merge held)
 
 
 class MergeJournal:
@@ -390,8 +396,9 @@ def restore(repo: WorkspaceRepo, entry: JournalEntry) -> list[str]:
     """Put back every ref ``entry`` says a merge moved (only refs still where that merge left them)."""
     actions = []
     for name, old in entry.sandboxes.items():
-        if (old != entry.d_new and repo.head(name) == entry.d_new
-                and repo.move_to(name, old, expected=entry.d_new, reason=f"noa: merge {entry.run_id} rolled back")):
+        target = entry.targets.get(name, entry.d_new)
+        if (old != target and repo.head(name) == target
+                and repo.move_to(name, old, expected=target, reason=f"noa: merge {entry.run_id} rolled back")):
             actions.append(f"sandbox {name} put back to {old[:12]}")
     head = repo.head(Sandbox.D)
     if head == entry.d_new and entry.d_new != entry.d_old:
@@ -467,7 +474,8 @@ class MergeReport:
     """The outcome of one ``sandbox_merge`` run (``noa merge --json`` prints :meth:`as_dict`)."""
 
     run_id: str
-    outcome: str                      # merged | nothing to merge | conflict | validation failed | rolled back | concurrent update
+    outcome: str                      # merged | partially merged | nothing to merge | conflict | validation failed
+                                      # | rolled back | concurrent update
     merged: bool
     requested: tuple[str, ...]
     to_merge: tuple[str, ...]
@@ -492,6 +500,8 @@ class MergeReport:
     report_path: str | None = None
     flow_run_id: str | None = None    # the Prefect flow run that made this report
     cltree: dict[str, str] = field(default_factory=lambda: {"status": "skipped", "reason": CLTREE_NOTE})
+    # per drop: {"merged": [{sandbox, drop_id, project, commit, superseded}], "held": [... + reason]}
+    drops: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"merged": [], "held": []})
 
     @property
     def exit_code(self) -> int:
@@ -524,12 +534,18 @@ def render_markdown(report: MergeReport) -> str:
         for name, v in report.validation.items():
             note = (v.get("summary_line") or v.get("reason") or "").replace("|", "/")
             lines.append(f"| {name} | {v['status']} | {v['passed']} | {v['failed']} | {v['errors']} | {note} |")
+    if report.drops["merged"] or report.drops["held"]:
+        lines += ["", "## Drops", "", "| drop | sandbox | project | result | reason |", "|---|---|---|---|---|"]
+        lines += [f"| {d['drop_id']} | {d['sandbox']} | {d['project']} | merged | |" for d in report.drops["merged"]]
+        lines += [f"| {d['drop_id']} | {d['sandbox']} | {d['project']} | held | {d['reason'].replace('|', '/')} |"
+                  for d in report.drops["held"]]
     if report.culprit is not None:
-        lines += ["", "## Culprit (bisection)", "",
-                  f"**{', '.join(report.culprit) or 'none'}**: {report.culprit_reason}", "",
-                  "| probe (on top of D) | result |", "|---|---|"]
-        lines += [f"| {' + '.join(p['sandboxes']) or 'D alone'} | {'fails' if p['failed'] else 'passes'} |"
-                  for p in report.bisection]
+        lines += ["", "## Held (culprits)", "", f"**{', '.join(report.culprit) or 'none'}**: {report.culprit_reason}"]
+    if report.bisection:
+        lines += ["", "## Bisection", "", "| probe (on top of D) | result |", "|---|---|"]
+        lines += [f"| {' + '.join(p.get('drops') or p['sandboxes']) or 'D alone'}"
+                  + (f" ({p['project']})" if p.get("project") else "")
+                  + f" | {'fails' if p['failed'] else 'passes'} |" for p in report.bisection]
     lines += ["", "## Sandboxes", "", "| sandbox | status | message |", "|---|---|---|"]
     lines += [f"| {name} | {v['status']} | {v['message']} |" for name, v in report.per_sandbox.items()]
     if report.suggestion:
