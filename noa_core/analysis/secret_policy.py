@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from noa_core.analysis.test_paths import why_test_file
+from noa_core.manifest import SECRET_TYPES
 
 __all__ = ["KNOWN_TYPES", "PROVIDER_TYPES", "TOKEN_TYPES", "WEAK_TYPES", "AllowRule", "Baseline",
            "Verdict", "is_committed_secret", "judge", "kind_of", "parse_baseline"]
@@ -65,20 +66,14 @@ __all__ = ["KNOWN_TYPES", "PROVIDER_TYPES", "TOKEN_TYPES", "WEAK_TYPES", "AllowR
 Kind = Literal["provider", "token", "weak"]
 SecretSeverity = Literal["info", "low", "medium", "high"]
 
-PROVIDER_TYPES: frozenset[str] = frozenset({
-    "Private Key", "AWS Access Key", "Azure Storage Account access key", "Artifactory Credentials",
-    "Basic Auth Credentials", "Cloudant Credentials", "Discord Bot Token", "GitHub Token",
-    "GitLab Token", "IBM Cloud IAM Key", "IBM COS HMAC Credentials", "Mailchimp Access Key",
-    "NPM tokens", "OpenAI Token", "PyPI Token", "SendGrid API Key", "Slack Token",
-    "SoftLayer Credentials", "Square OAuth Secret", "Stripe Access Key", "Telegram Bot Token",
-    "Twilio API Key",
-})
 TOKEN_TYPES: frozenset[str] = frozenset({"JSON Web Token"})
 WEAK_TYPES: frozenset[str] = frozenset({
     "Hex High Entropy String", "Base64 High Entropy String", "Secret Keyword", "Public IP (ipv4)",
 })
 #: Every type detect-secrets reports (a test checks this against the installed plugins).
-KNOWN_TYPES: frozenset[str] = PROVIDER_TYPES | TOKEN_TYPES | WEAK_TYPES
+KNOWN_TYPES: frozenset[str] = frozenset(SECRET_TYPES)
+#: Everything else: private keys, cloud, VCS, chat, payment and registry tokens, basic auth.
+PROVIDER_TYPES: frozenset[str] = KNOWN_TYPES - TOKEN_TYPES - WEAK_TYPES
 
 _RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 BASELINE_MAX_BYTES = 8 * 1024 * 1024
