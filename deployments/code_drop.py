@@ -61,6 +61,7 @@ from flows.code_drop import code_drop
 from noa_core.dropin.folder import DropInFolder
 from noa_core.dropin.service import RunOutcome, RunRequest, RunStatus, RunTicket
 from noa_core.errors import BadInput, HostileInput, LimitExceeded, NoaError
+from noa_core.results import FlowResult
 
 DROP_IN_TAG = "drop-in"
 WATCHER_PID_ENV = "NOA_DROPIN_WATCHER_PID"
@@ -109,7 +110,9 @@ def write_receipt(flow: Any, flow_run: FlowRun, state: Any) -> None:
         value = state.result(raise_on_failure=False)
     except Exception as exc:  # noqa: BLE001 - a result that cannot be read is reported, not raised
         value = exc
-    if state.is_completed() and isinstance(value, dict):
+    if state.is_completed() and isinstance(value, FlowResult):
+        data["report"] = value.to_json()
+    elif state.is_completed() and isinstance(value, dict):
         data["report"] = value
     elif isinstance(value, BaseException):
         data["error"] = _error_facts(value)

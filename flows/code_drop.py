@@ -105,11 +105,12 @@ def _analyse(settings: NoaSettings, fetched: FetchedSource, identity: dict[str, 
 @flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)
 @logs_in_home
 def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True,
-              workspace: str | None = None) -> dict[str, Any]:
+              workspace: str | None = None) -> DropReport:
     """Drop SOURCE into the workspace: analyse, score, adapt, sandbox and validate it.
 
     ``workspace`` names a saved ``noa-workspace`` block (home, database URL as a secret);
-    ``home`` overrides its NOA_HOME.
+    ``home`` overrides its NOA_HOME. Returns the :class:`~noa_core.results.DropReport`
+    (also written to ``NOA_HOME/reports/<drop_id>.json``).
     """
     logger = get_run_logger()
     settings = _settings(home, workspace)
@@ -188,4 +189,4 @@ def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_a
         "drop_id": report.drop_id, "source": report.source, "sandbox": report.sandbox, "commit": report.commit,
         "tree_hash": report.tree_hash, "confidence": report.confidence, "flow_run_id": report.flow_run_id})
     progress.step("report")
-    return report.model_dump(mode="json")
+    return report

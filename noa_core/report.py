@@ -1,81 +1,13 @@
-"""The code-drop report: the pydantic model printed by ``noa drop --json`` and its markdown."""
+"""The code-drop report as markdown; the model itself is :class:`noa_core.results.drop.DropReport`."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from noa_core.results.drop import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
 
-
-class TestsSummary(BaseModel):
-    command: list[str] | None = None
-    status: Literal["passed", "failed", "error", "no tests", "timeout", "skipped", "unknown"] = "skipped"
-    reason: str = ""
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    subtests_passed: int = 0
-    subtests_failed: int = 0
-    summary_line: str = ""
-    seconds: float = 0.0
-    isolation: str | None = None
-    log: str | None = None
-    environment: dict[str, Any] | None = Field(
-        None, description="the project's own environment: hash, packages, sources, seconds (Python suites)")
-
-
-class AnalyzerStatus(BaseModel):
-    status: Literal["ok", "unknown", "skipped"]
-    reason: str = ""
-    seconds: float = 0.0
-    cached: bool = False
-
-
-class Contribution(BaseModel):
-    signal: str
-    value: float
-    weight: float
-    contribution: float
-    why: str
-
-
-class ConfidenceReport(BaseModel):
-    raw: float
-    calibrated: float
-    contributions: list[Contribution]
-    calibration: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class DropReport(BaseModel):
-    drop_id: str
-    source: str
-    source_kind: str
-    project: str
-    is_update: bool = False
-    languages: dict[str, int] = Field(default_factory=dict, description="bytes per language")
-    primary_language: str | None = None
-    build_system: str | None = None
-    dependencies: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    tests: TestsSummary = TestsSummary()
-    licence: str | None = None
-    findings: list[dict[str, Any]] = Field(default_factory=list)
-    confidence: float
-    confidence_detail: ConfidenceReport
-    sandbox: Literal["A", "B", "C"]
-    sandbox_reason: str
-    analyzers: dict[str, AnalyzerStatus]
-    ai: dict[str, Any] = Field(default_factory=dict)
-    manifest: dict[str, Any] = Field(default_factory=dict)
-    manifest_origin: Literal["source", "generated"] = "generated"
-    commit: str
-    branch: str
-    files: int = 0
-    bytes: int = 0
-    tree_hash: str = ""
-    timings: dict[str, float] = Field(default_factory=dict)
-    report_path: str | None = None
-    flow_run_id: str | None = None
+__all__ = ["AnalyzerStatus", "ConfidenceReport", "Contribution", "DropReport", "TestsSummary", "findings_table",
+           "render_markdown"]
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
