@@ -17,7 +17,7 @@ How a swarm run gets there (``noa swarm up --pools python-swarm-docker`` sets it
   engine's socket;
 * inside, ``NOA_ISOLATION_BACKEND=docker`` makes every isolated command of the run - the
   project environment's build, collection, each test shard, lint - a sibling container
-  with ``--network none`` (:mod:`noa_core.isolation_docker`), the test runs' code
+  with ``--network none`` (:mod:`noa_core.isolation.docker`), the test runs' code
   read-only. The flow run writes its report to the hive under its flow-run id, as a
   process-pool run does, and the master reads it from there.
 
@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from noa_core.isolation_docker import IMAGE_ENV, LABEL
+from noa_core.isolation.docker import IMAGE_ENV, LABEL
 from noa_core.swarm.docker_image import SRC
 
 __all__ = ["DOCKER_DEPLOYMENT", "DOCKER_POOL", "deploy_docker_swarm", "docker_socket", "ensure_docker_pool",

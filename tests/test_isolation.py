@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from noa_core import isolation
+from noa_core.isolation import backend as isolation_backends
+from noa_core.isolation.limits import PidsCgroup
 from noa_core.config import ExecLimits
 from noa_core.isolation import (
     ExecResult,
@@ -38,7 +40,7 @@ PY = sys.executable
 
 @pytest.fixture(params=["bwrap", "unshare"])
 def backend(request: pytest.FixtureRequest) -> str:
-    ok, why = isolation._probe(request.param)
+    ok, why = isolation_backends._probe(request.param)
     if not ok:
         pytest.skip(f"{request.param} does not work on this host: {why}")
     return request.param
@@ -79,12 +81,12 @@ def _py(code: str) -> list[str]:
 def test_backend_is_reported_and_prefers_bwrap() -> None:
     name = isolation_backend()
     assert name in ("bwrap", "unshare")
-    if isolation._probe("bwrap")[0]:
+    if isolation_backends._probe("bwrap")[0]:
         assert name == "bwrap"
 
 
 def test_no_backend_means_refusal_not_unisolated_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(isolation, "_probe", lambda backend: (False, "missing on purpose"))
+    monkeypatch.setattr(isolation_backends, "_probe", lambda backend: (False, "missing on purpose"))
     marker = tmp_path / "ran"
     with pytest.raises(IsolationUnavailable, match="bubblewrap"):
         run_isolated(["touch", str(marker)], tmp_path, ExecLimits())
@@ -356,7 +358,7 @@ def test_file_size_limit(backend: str, work: Path) -> None:
 
 
 def test_process_limit(backend: str, work: Path) -> None:
-    if not isolation._PidsCgroup.available() and os.geteuid() == 0:
+    if not PidsCgroup.available() and os.geteuid() == 0:
         pytest.skip("no pids cgroup here and RLIMIT_NPROC does not bind root")
     lim = ExecLimits(max_processes=20, wall_seconds=60)
     code = (

@@ -2,7 +2,7 @@
 
 The ``python-swarm-docker`` work pool runs each swarm flow run in a container of this image,
 and each isolated command of that run (project environment builds, collection, every test
-shard, lint) in a sibling container of the same image (:mod:`noa_core.isolation_docker`).
+shard, lint) in a sibling container of the same image (:mod:`noa_core.isolation.docker`).
 
 Two steps, each tagged with a content hash of its inputs and reused when the engine has it:
 

@@ -76,7 +76,7 @@ def run_in_container(argv: Sequence[str], workdir: Path, limits: ExecLimits, *, 
     from docker.errors import DockerException
     from docker.types import Ulimit
 
-    from noa_core.isolation import ExecResult, IsolationUnavailable
+    from noa_core.isolation.result import ExecResult, IsolationUnavailable
 
     image = image or os.environ.get(IMAGE_ENV, "").strip()
     if not image:
