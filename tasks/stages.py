@@ -119,7 +119,8 @@ async def build_task(settings: NoaSettings, project_dir: str, manifest: NoaManif
                                       config=manifest.python_env, hide_paths=hide)
     result = await asyncio.to_thread(build_project, Path(project_dir), manifest, Path(out_dir), settings.exec,
                                      dependencies=dependencies, hide_paths=hide,
-                                     cache_dir=layout.root / "cache" / "buildenv", python_env=env)
+                                     cache_dir=layout.root / "cache" / "buildenv", python_env=env,
+                                     deps_home=layout.root)
     get_run_logger().info("build: %s - %s", result.status, result.reason)
     return result.as_dict()
 

@@ -25,7 +25,8 @@ from noa_core.build.interface import (
     hash_file,
 )
 from noa_core.config import ExecLimits
-from noa_core.isolation import make_work_copy, run_isolated
+from noa_core.deps.layout import DepsLayout
+from noa_core.isolation import make_work_copy
 from noa_core.manifest import NoaManifest
 
 __all__ = ["Artifact", "BuildError", "BuildResult", "BuildStep", "build_project", "hash_file"]
@@ -35,13 +36,18 @@ MAX_ARTIFACTS = 200
 
 
 def _manifest_command(work: Path, manifest: NoaManifest, limits: ExecLimits, log_dir: Path,
-                      hide_paths: tuple[str, ...]) -> tuple[BuildStep, list[tuple[str, Path]]]:
+                      hide_paths: tuple[str, ...], deps: DepsLayout) -> tuple[BuildStep, list[tuple[str, Path]]]:
+    from noa_core.build.native import run_build_command
+
     argv = list(manifest.build.command or [])
     log = log_dir / "build-command.log"
-    res = run_isolated(argv, work, limits, hide_paths=hide_paths, stdout_path=log, merge_stderr=True)
+    build = run_build_command(argv, work, limits, log, deps=deps, hide_paths=hide_paths)
+    res = build.result
+    if res is None:
+        return BuildStep("noa.yaml", "failed", build.reason, tuple(argv), 0.0, str(log)), []
     if not res.ok:
         why = "the build command timed out" if res.timed_out else f"the build command exited {res.returncode}"
-        return BuildStep("noa.yaml", "failed", why, tuple(argv), res.seconds, str(log), res.isolation), []
+        return BuildStep("noa.yaml", "failed", why, build.argv, res.seconds, str(log), res.isolation), []
     built: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(work):
         dirs[:] = [d for d in dirs if d != ".git"]
@@ -51,7 +57,7 @@ def _manifest_command(work: Path, manifest: NoaManifest, limits: ExecLimits, log
             if any(fnmatch.fnmatch(rel, g) for g in manifest.build.artifacts) and not path.is_symlink():
                 built.append(("file", path))
     reason = f"{len(built)} artifact(s) matched {', '.join(manifest.build.artifacts) or 'no globs'}"
-    return BuildStep("noa.yaml", "ok", reason, tuple(argv), res.seconds, str(log), res.isolation), built
+    return BuildStep("noa.yaml", "ok", reason, build.argv, res.seconds, str(log), res.isolation), built
 
 
 def _store(built: Sequence[tuple[str, Path]], out_dir: Path) -> list[Artifact]:
@@ -72,7 +78,8 @@ def _store(built: Sequence[tuple[str, Path]], out_dir: Path) -> list[Artifact]:
 def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: ExecLimits, *,
                   dependencies: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                   hide_paths: Sequence[str] = (), work_parent: Path | None = None,
-                  cache_dir: Path | None = None, python_env: Any = None) -> BuildResult:
+                  cache_dir: Path | None = None, python_env: Any = None, deps_home: Path | None = None
+                  ) -> BuildResult:
     """Build ``tree`` (never touched: the build runs in a work copy) into ``out_dir``.
 
     What is built: ``build.command`` of noa.yaml when set (its ``artifacts`` globs collect
@@ -82,6 +89,7 @@ def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: Exec
     ``cache_dir`` keeps Python build environments between builds (default ``out_dir/.buildenv``).
     ``python_env`` (a ready :class:`noa_core.pyenv.provider.EnvChoice`) builds a Python project
     with ``uv build`` from the project's own wheelhouse instead of NOA's build backend.
+    ``deps_home`` (NOA_HOME) holds the cargo / go / npm dependency cache shared with the tests.
     """
     t0 = time.perf_counter()
     tree = Path(tree).resolve()
@@ -95,9 +103,10 @@ def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: Exec
     from noa_core.build.native import cargo_build, go_build
     from noa_core.build.python import is_python_project, pep517_build
 
+    deps = DepsLayout.resolve(deps_home, fallback=out_dir)
     builders = []
     if manifest.build.command:
-        builders.append(lambda w: _manifest_command(w, manifest, limits, log_dir, hide))
+        builders.append(lambda w: _manifest_command(w, manifest, limits, log_dir, hide, deps))
     else:
         if is_python_project(tree) and python_env is not None and python_env.ready and python_env.wheelhouse:
             from noa_core.build.python import uv_build
@@ -110,9 +119,9 @@ def build_project(tree: Path, manifest: NoaManifest, out_dir: Path, limits: Exec
             builders.append(lambda w: pep517_build(w, limits, log_dir, hide_paths=hide,
                                                       cache_dir=cache_dir or out_dir / ".buildenv"))
         if (tree / "Cargo.toml").is_file():
-            builders.append(lambda w: cargo_build(w, limits, log_dir, hide_paths=hide))
+            builders.append(lambda w: cargo_build(w, limits, log_dir, deps=deps, hide_paths=hide))
         if (tree / "go.mod").is_file():
-            builders.append(lambda w: go_build(w, limits, log_dir, hide_paths=hide))
+            builders.append(lambda w: go_build(w, limits, log_dir, deps=deps, hide_paths=hide))
     if not builders:
         return BuildResult("skipped", "nothing to build (no build.command in noa.yaml, no pyproject.toml, "
                                       "setup.py, Cargo.toml or go.mod)", out_dir=str(out_dir),
