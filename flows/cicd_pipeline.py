@@ -299,7 +299,7 @@ async def _deploy(tree: str, env: str, home: str, app: str | None) -> dict[str, 
     reason = str(result.get("reason") or "")
     if status == "skipped" and not reason.startswith("skipped:"):
         reason = f"skipped: {reason or outcome}"
-    return _stage("deploy", status, t0, {"result": result}, reason=reason)
+    return _stage("deploy", status, t0, {"result": dict(result)}, reason=reason)
 
 
 # ------------------------------------------------------------------------ monitor

@@ -2,8 +2,9 @@
 
 ``deploy`` runs one release of a project through blue-green (staging) or a canary
 (production) on a deploy target behind NOA's Caddy; ``rollback`` returns an app to its
-previous good release. Both return a dict with at least ``app, env, strategy, steps,
-outcome ("promoted" | "rolled_back" | "failed" | "skipped"), release, reason`` and
+previous good release. They return a :class:`~noa_core.results.DeployReport` /
+:class:`~noa_core.results.RollbackReport` (``app, env, strategy, steps, outcome
+("promoted" | "rolled_back" | "failed" | "skipped"), release, reason``, ...) and
 publish the steps as a table artifact.
 
 A failed canary analysis is rolled back inside the deploy (weight 0 at once, canary
@@ -32,6 +33,7 @@ from flows.run_names import deploy_run_name, rollback_run_name
 from noa_core.config import NoaSettings
 from noa_core.errors import NoaError
 from noa_core.observability.logs import logs_in_home
+from noa_core.results import DeployReport, RollbackReport
 from tasks.deploy import deploy_task, recover_task, rollback_task
 
 __all__ = ["Approval", "deploy", "rollback"]
@@ -45,7 +47,7 @@ def _home(home: str | None) -> str:
     return str((NoaSettings().home if home is None else NoaSettings(home=home).home).resolve())
 
 
-async def _publish(res: dict[str, Any]) -> None:
+async def _publish(res: DeployReport) -> None:
     rows = [{"step": s.get("name"), "weight": s.get("weight"), "verdict": s.get("verdict"),
              "duration_s": s.get("duration_s"), "reason": s.get("reason", "")} for s in res.get("steps", [])]
     try:
@@ -81,8 +83,15 @@ def _approver(loop: asyncio.AbstractEventLoop, timeout_s: float) -> Any:
 @flow(name="deploy", flow_run_name=deploy_run_name, log_prints=False)
 @logs_in_home
 async def deploy(project_dir: str, env: str = "staging", strategy: str | None = None, home: str | None = None,
-                 app: str | None = None, **options: Any) -> dict[str, Any]:
-    """Deploy ``project_dir`` to ``env``: blue-green (staging) or canary (production)."""
+                 app: str | None = None, **options: Any) -> DeployReport:
+    """Deploy ``project_dir`` to ``env``: blue-green (staging) or canary (production).
+
+    Needs the project's ``noa.yaml`` with a ``run`` command (else the outcome is ``skipped``);
+    starts NOA's deploy supervisor (Caddy and the app processes) under NOA_HOME, which outlives
+    the flow. A failed health check or canary analysis is an outcome (``failed`` /
+    ``rolled_back``), not an error. Raises :class:`~noa_core.errors.BadInput` for a missing
+    ``noa.yaml`` or a bad option, and re-raises any other error after putting traffic back.
+    """
     h = _home(home)
     if options.get("target_block"):
         from blocks.deploy import LocalTargetBlock
@@ -107,14 +116,19 @@ async def deploy(project_dir: str, env: str = "staging", strategy: str | None = 
         except Exception as again:  # noqa: BLE001 - report the first error, not the recovery's
             get_run_logger().error(f"recovery failed too: {again}")
         raise
-    await _publish(res)
-    return res
+    report = DeployReport.from_result(res)
+    await _publish(report)
+    return report
 
 
 @flow(name="rollback", flow_run_name=rollback_run_name, log_prints=False)
 @logs_in_home
-async def rollback(app: str, env: str = "production", home: str | None = None) -> dict[str, Any]:
-    """Return ``app`` in ``env`` to the previous good release, blue-green style."""
-    res = await asyncio.to_thread(rollback_task, _home(home), app, env)
-    await _publish(res)
-    return res
+async def rollback(app: str, env: str = "production", home: str | None = None) -> RollbackReport:
+    """Return ``app`` in ``env`` to the previous good release, blue-green style.
+
+    Needs an earlier good release of ``app`` in NOA_HOME; raises
+    :class:`~noa_core.errors.BadInput` for an unknown ``env``.
+    """
+    report = RollbackReport.from_result(await asyncio.to_thread(rollback_task, _home(home), app, env))
+    await _publish(report)
+    return report

@@ -90,7 +90,7 @@ async def error_handling(stage: str, project: str, reason: str, home: str | None
         else:
             try:
                 done = await rollback(app=app or project, env="production", home=str(settings.home))
-                action = {"action": "rollback", "status": str(done.get("outcome", "done")), "result": done}
+                action = {"action": "rollback", "status": str(done.get("outcome", "done")), "result": dict(done)}
             except Exception as exc:  # noqa: BLE001 - a failed rollback is reported, not raised
                 logger.error("rollback of %s failed: %s: %s", app or project, type(exc).__name__, exc)
                 action = {"action": "rollback", "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}

@@ -22,8 +22,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from noa_core.results import DeployReport
 
-def _print(res: dict[str, Any], console: Console) -> None:
+
+def _print(res: DeployReport, console: Console) -> None:
     t = Table(title=f"{res['app']} -> {res['env']} ({res['strategy']}): {res['outcome']}")
     for col in ("step", "weight", "s", "verdict", "canary", "stable", "reason"):
         t.add_column(col)
@@ -106,10 +108,10 @@ def register(app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(res, indent=2, default=str))
+            typer.echo(res.model_dump_json(indent=2))
         else:
             _print(res, Console())
-        raise typer.Exit(0 if res["outcome"] in ("promoted", "skipped") else 1)
+        raise typer.Exit(0 if res.outcome in ("promoted", "skipped") else 1)
 
     @app.command("rollback")
     def rollback_cmd(
@@ -137,10 +139,10 @@ def register(app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(res, indent=2, default=str))
+            typer.echo(res.model_dump_json(indent=2))
         else:
             _print(res, Console())
-        raise typer.Exit(0 if res["outcome"] == "rolled_back" else 1)
+        raise typer.Exit(0 if res.outcome == "rolled_back" else 1)
 
     sup = typer.Typer(no_args_is_help=True, help="The deploy supervisor (Caddy + app processes) of NOA_HOME.")
     app.add_typer(sup, name="deploy-supervisor")
