@@ -8,7 +8,7 @@ How a swarm run gets there (``noa swarm up --pools python-swarm-docker`` sets it
 * :func:`deploy_docker_swarm` registers ``python_swarm/python-swarm-docker``: entrypoint
   ``flows/swarm.py:python_swarm``, pulled from the image itself (the pull step sets the
   working directory to ``/opt/noa/src``, where the image has NOA's source), with
-  :func:`job_variables` as defaults;
+  :func:`noa_core.swarm.docker_pool.job_variables` as defaults;
 * a ``prefect worker --type docker`` (started like the process workers,
   :func:`noa_core.swarm.workers.start_workers`) starts each flow run as a container of
   the swarm image (:mod:`noa_core.swarm.docker_image`, never pulled) with the host's
@@ -28,46 +28,14 @@ trusted as the worker; the dropped code only ever runs in the socket-less sandbo
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from noa_core.isolation.docker import IMAGE_ENV, LABEL
 from noa_core.swarm.docker_image import SRC
+from noa_core.swarm.docker_pool import DOCKER_POOL, ENTRYPOINT, job_variables
 
-__all__ = ["DOCKER_DEPLOYMENT", "DOCKER_POOL", "deploy_docker_swarm", "docker_socket", "ensure_docker_pool",
-           "job_variables"]
-
-DOCKER_POOL = "python-swarm-docker"
-DOCKER_DEPLOYMENT = f"python_swarm/{DOCKER_POOL}"
-ENTRYPOINT = "flows/swarm.py:python_swarm"
-
-
-def docker_socket() -> str:
-    """The engine's unix socket on this host (``DOCKER_HOST=unix://...``, else the default)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-
-
-def job_variables(image: str, home: Path, *, project_dir: Path | None = None, database_url: str | None = None,
-                  mem_limit: str = "4g") -> dict[str, Any]:
-    """The docker worker's job variables for one flow run (or the deployment's defaults)."""
-    home = Path(home).resolve()
-    sock = docker_socket()
-    volumes = [f"{home}:{home}:rw", f"{sock}:{sock}:rw"]
-    if project_dir is not None:
-        project = Path(project_dir).resolve()
-        if project != home and home not in project.parents:
-            volumes.append(f"{project}:{project}:ro")
-    env = {"NOA_HOME": str(home), "NOA_ISOLATION_BACKEND": "docker", IMAGE_ENV: image,
-           "DOCKER_HOST": f"unix://{sock}", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    if database_url:
-        env["NOA_DATABASE_URL"] = database_url
-    return {"image": image, "image_pull_policy": "Never", "auto_remove": True, "network_mode": "host",
-            "volumes": volumes, "env": env, "labels": {LABEL: "flow-run", "noa.home": str(home)[-200:]},
-            "mem_limit": mem_limit, "stream_output": True}
+__all__ = ["DOCKER_POOL", "deploy_docker_swarm", "ensure_docker_pool"]
 
 
 def ensure_docker_pool(pool: str = DOCKER_POOL) -> bool:
@@ -114,9 +82,3 @@ def deploy_docker_swarm(image: str, home: Path, *, pool: str = DOCKER_POOL, data
                 parameter_openapi_schema=python_swarm.parameters.model_dump(),
                 description="NOA ARK OS Python swarm in containers of the swarm image (noa swarm up)")
     return str(dep_id)
-
-
-def run_job_variables(image: str, settings: Any, project_dir: str) -> Mapping[str, Any]:
-    """Per-run job variables: the deployment's, plus this project mounted read-only."""
-    return job_variables(image, settings.layout().root, project_dir=Path(project_dir),
-                         database_url=settings.database_url)

@@ -228,11 +228,7 @@ async def _docker_run(language: str, params: dict[str, Any], settings: NoaSettin
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from deployments.swarm_docker import (
-        DOCKER_DEPLOYMENT,
-        DOCKER_POOL,
-        run_job_variables,
-    )
+    from noa_core.swarm.docker_pool import DOCKER_DEPLOYMENT, DOCKER_POOL, run_job_variables
 
     try:
         async with get_client() as client:
