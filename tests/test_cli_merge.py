@@ -97,6 +97,27 @@ def test_failed_validation_is_exit_1(prefect_api_url: str, tmp_path: Path) -> No
     assert ws.repo.head("D") == d0
 
 
+def test_partial_merge_json_lists_merged_and_held_drops_and_exits_1(prefect_api_url: str, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.land("A", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x * 10\n")}))
+    ws.land("A", "strings", STRINGS)
+    d0 = ws.repo.head("D")
+    proc = run_noa(["merge", "--json"], ws.home, prefect_api_url, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["outcome"] == "partially merged" and report["merged"] is True
+    assert ws.repo.head("D") == report["integration_head_after"] != d0
+    assert [(d["sandbox"], d["drop_id"], d["project"]) for d in report["drops"]["merged"]] == [
+        ("A", "drop-4-strings", "strings")]
+    [held] = report["drops"]["held"]
+    assert (held["sandbox"], held["drop_id"], held["project"]) == ("A", "drop-3-calc", "calc")
+    assert held["reason"].startswith("its project's tests fail with it: calc failed")
+
+    human = run_noa(["merge"], ws.home, prefect_api_url, tmp_path)  # only the held drop is left: refused again
+    assert human.returncode == 1, human.stderr[-3000:]
+    assert "validation failed" in human.stdout and "drop-3-calc" in human.stdout and "held" in human.stdout
+
+
 SLOW_TEST = ("import os, time\n\n\ndef test_slow():\n    if os.path.exists('SLOW'):\n        time.sleep(60)\n"
              "    assert True\n")
 

@@ -1,9 +1,10 @@
 """``noa merge`` and ``noa sandbox list|reset``: registered on the main app by :func:`register`.
 
 stdout carries the result only (one JSON document with ``--json``); progress and errors go
-to stderr. ``noa merge`` exits 0 when it merged (or had nothing to merge), 1 when it ran
-and refused (conflicts, failed validation, rolled back), 2 on bad input (an unknown
-sandbox, or D).
+to stderr. ``noa merge`` exits 0 when it merged every drop (or had nothing to merge), 1 when
+it ran and refused something (conflicts, failed validation, rolled back, or a partial merge:
+some drops merged into D, others held in their sandbox), 2 on bad input (an unknown
+sandbox, or D). ``--json`` lists the drops under ``drops.merged`` and ``drops.held``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def _print_merge(report: dict[str, Any], console: Console) -> None:
             table.add_row(name, v["status"], str(v["passed"]), str(v["failed"]),
                           v.get("summary_line") or v.get("reason", ""))
         console.print(table)
+    drops = report.get("drops") or {}
+    if drops.get("merged") or drops.get("held"):
+        table = Table(title="drops")
+        for col in ("drop", "sandbox", "project", "result", "reason"):
+            table.add_column(col)
+        for d in drops.get("merged", []):
+            table.add_row(d["drop_id"], d["sandbox"], d["project"], "merged", "")
+        for d in drops.get("held", []):
+            table.add_row(d["drop_id"], d["sandbox"], d["project"], "held", d["reason"])
+        console.print(table)
     table = Table(title="sandboxes")
     for col in ("sandbox", "status", "message"):
         table.add_column(col)
@@ -81,7 +92,10 @@ def merge(
     as_json: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
-    """Merge sandboxes into the integration sandbox D: conflict check, merge, validate; D moves only if all pass."""
+    """Merge the drops of sandboxes into the integration sandbox D: conflict check, merge, validate.
+
+    A drop that fails the tests stays held in its sandbox (with the reason); the others are merged.
+    """
     from noa_core.sandbox.merge import MergeRolledBack, parse_requested
 
     settings = _settings(home)
