@@ -31,6 +31,13 @@ from flows.run_names import (
     verify_run_name,
 )
 from noa_core.config import NoaSettings
+from noa_core.results import (
+    BackupReport,
+    CleanupReport,
+    ForgetReport,
+    RestoreReport,
+    VerifyReport,
+)
 from tasks.backup import (
     backup_task,
     forget_task,
@@ -48,8 +55,15 @@ def _settings(home: str | None) -> NoaSettings:
 
 @flow(name="backup", flow_run_name=backup_run_name, log_prints=False)
 async def backup(source: str | None = None, repo: str | None = None, block: str | None = None,
-                 home: str | None = None, tags: list[str] | None = None, no_encryption: bool = False) -> dict:
-    """Snapshot SOURCE (default NOA_HOME) into the repository; the CL tree head goes in the snapshot."""
+                 home: str | None = None, tags: list[str] | None = None, no_encryption: bool = False) -> BackupReport:
+    """Snapshot SOURCE (default NOA_HOME) into the repository; the CL tree head goes in the snapshot.
+
+    The repository is ``repo`` (a path, ``s3://...`` or ``azure://...``), a saved
+    ``noa-backup-repository`` block, or NOA_HOME/backups; it is created on first use.
+    Encrypted unless ``no_encryption``: the password comes from the block or
+    ``NOA_BACKUP_PASSWORD``. Raises :class:`~noa_core.backup.interface.BackupError`
+    (a bad repository spec or a missing password is its ``BackupBadInput``).
+    """
     settings = _settings(home)
     doc = await backup_task(settings, repo, block, source, list(tags or []), no_encryption)
     snap = doc["snapshot"]
@@ -61,24 +75,29 @@ async def backup(source: str | None = None, repo: str | None = None, block: str 
         f"| stored | {doc['bytes_stored'] / 1e6:,.2f} MB in {doc['packs_new']} packs |\n"
         f"| encrypted | {doc['encrypted']} |\n| CL tree head | {doc['cltree_checkpoint']} |\n"
         f"| seconds | {doc['seconds']} |\n", key="backup-summary", description="backup snapshot")
-    return doc
+    return BackupReport.model_validate(doc)
 
 
 @flow(name="restore", flow_run_name=restore_run_name, log_prints=False)
 async def restore(snapshot: str, target: str, repo: str | None = None, block: str | None = None,
-                  home: str | None = None, overwrite: bool = False) -> dict:
-    """Restore a snapshot byte for byte with permissions and mtimes."""
+                  home: str | None = None, overwrite: bool = False) -> RestoreReport:
+    """Restore a snapshot byte for byte with permissions and mtimes.
+
+    ``snapshot`` is an id or a unique prefix; ``target`` must be empty unless ``overwrite``.
+    Raises ``BackupBadInput`` for an unknown snapshot or a non-empty target.
+    """
     doc = await restore_task(_settings(home), repo, block, snapshot, target, overwrite)
     await acreate_markdown_artifact(
         f"## Restore of `{doc['snapshot'][:12]}`\n\n{doc['files']:,} files, {doc['bytes'] / 1e6:,.1f} MB into "
         f"`{doc['target']}` in {doc['seconds']} s\n", key="restore-summary", description="restore")
-    return doc
+    return RestoreReport.model_validate(doc)
 
 
 @flow(name="verify", flow_run_name=verify_run_name, log_prints=False)
 async def verify(repo: str | None = None, block: str | None = None, home: str | None = None,
-                 read_data: bool = True) -> dict:
-    """Re-hash every blob; a table names each corrupted or missing one."""
+                 read_data: bool = True) -> VerifyReport:
+    """Re-hash every blob; a table names each corrupted or missing one (``ok`` false then: an
+    outcome, not an error)."""
     doc = await verify_task(_settings(home), repo, block, read_data)
     bad = [{"blob": i["blob"], "pack": i["pack"], "problem": "corrupted", "reason": i["reason"]}
            for i in doc["corrupted"]] + [{"blob": i["blob"], "pack": i["pack"], "problem": "missing",
@@ -90,13 +109,13 @@ async def verify(repo: str | None = None, block: str | None = None, home: str | 
         f"blobs re-hashed, {len(doc['corrupted'])} corrupted, {len(doc['missing'])} missing\n\n"
         + "".join(f"- `{sid[:12]}`: {state}\n" for sid, state in doc["snapshots"].items()),
         key="verify-summary", description="backup verify")
-    return doc
+    return VerifyReport.model_validate(doc)
 
 
 @flow(name="cleanup", flow_run_name=cleanup_run_name, log_prints=False)
 async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | None = None, block: str | None = None,
                   keep_last: int = 0, keep_daily: int = 7, keep_weekly: int = 4, drops_older_than_days: float = 30.0,
-                  keep_drops: int = 5, stale_hours: float = 24.0) -> dict:
+                  keep_drops: int = 5, stale_hours: float = 24.0) -> CleanupReport:
     """List stale sandboxes, orphaned archive blobs, snapshots out of retention, old drops and tmp; then
     (``dry_run=False``) remove exactly those and prune the repository."""
     from noa_core.backup.cleanup import apply_cleanup, plan_cleanup
@@ -122,16 +141,16 @@ async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | Non
         + "".join(f"- {k}: {n}\n" for k, n in doc["counts"].items())
         + "".join(f"- {k}: {why}\n" for k, why in doc["skipped"].items()), key="cleanup-summary",
         description="workspace cleanup")
-    return doc
+    return CleanupReport.model_validate(doc)
 
 
 @flow(name="backup-forget", flow_run_name=forget_run_name, log_prints=False)
 async def forget(repo: str | None = None, block: str | None = None, home: str | None = None, keep_last: int = 0,
-                 keep_daily: int = 0, keep_weekly: int = 0, prune: bool = True, dry_run: bool = False) -> dict:
-    """Retention like restic forget, then prune."""
+                 keep_daily: int = 0, keep_weekly: int = 0, prune: bool = True, dry_run: bool = False) -> ForgetReport:
+    """Retention like restic forget, then prune (``dry_run``: only say what would go)."""
     settings = _settings(home)
     policy = {"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly}
     doc = await forget_task(settings, repo, block, policy, dry_run)
     if prune:
         doc["prune"] = await prune_task(settings, repo, block, dry_run)
-    return doc
+    return ForgetReport.model_validate(doc)

@@ -24,6 +24,13 @@ import typer
 
 from noa_core.cli import options as cli
 from noa_core.errors import NoaError
+from noa_core.results import (
+    BackupReport,
+    CleanupReport,
+    ForgetReport,
+    RestoreReport,
+    VerifyReport,
+)
 
 
 def register(workspace_app: typer.Typer) -> None:
@@ -96,7 +103,7 @@ def register(workspace_app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(doc, indent=2))
+            typer.echo(BackupReport.model_validate(doc).model_dump_json(indent=2))
             return
         snap = doc["snapshot"]
         typer.echo(f"snapshot {snap['id'][:12]} saved in {doc['repository']}")
@@ -127,7 +134,7 @@ def register(workspace_app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(result.to_json(), indent=2))
+            typer.echo(RestoreReport.model_validate(result.to_json()).model_dump_json(indent=2))
             return
         typer.echo(f"restored {result.snapshot[:12]} to {result.target}: {result.files:,} files, "
                    f"{result.bytes / 1e6:,.1f} MB in {result.seconds:.2f} s")
@@ -149,7 +156,7 @@ def register(workspace_app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(report.to_json(), indent=2))
+            typer.echo(VerifyReport.model_validate(report.to_json()).model_dump_json(indent=2))
         else:
             for item in report.corrupted:
                 typer.echo(f"corrupted blob {item['blob']} in pack {item['pack']}: {item['reason']}")
@@ -195,7 +202,7 @@ def register(workspace_app: typer.Typer) -> None:
                "remove": [{"id": s.id, "time": s.time} for s, why in decisions if not why],
                "prune": pruned.to_json() if pruned else None}
         if as_json:
-            typer.echo(json.dumps(doc, indent=2))
+            typer.echo(ForgetReport.model_validate(doc).model_dump_json(indent=2))
             return
         verb = "would remove" if dry_run else "removed"
         for s, why in decisions:
@@ -252,7 +259,7 @@ def register(workspace_app: typer.Typer) -> None:
             raise cli._fail(exc) from None
         doc = {**plan.to_json(), "dry_run": not apply, "applied": applied}
         if as_json:
-            typer.echo(json.dumps(doc, indent=2))
+            typer.echo(CleanupReport.model_validate(doc).model_dump_json(indent=2))
             return
         verb = "removed" if apply else "would remove"
         for item in plan.items:

@@ -18,15 +18,46 @@ from noa_core.results.backup import (
 )
 from noa_core.results.base import FlowResult, ResultPart
 from noa_core.results.deploy import DeployReport, DeployStep, RollbackReport
-from noa_core.results.drop import AnalyzerStatus, ConfidenceReport, Contribution, DropReport, TestsSummary
+from noa_core.results.drop import (
+    AnalyzerStatus,
+    ConfidenceReport,
+    Contribution,
+    DropReport,
+    TestsSummary,
+)
 from noa_core.results.pipeline import PipelineReport
-from noa_core.results.stages import ErrorHandlingReport, GateReport, StageReport, WorkflowReport
+from noa_core.results.stages import (
+    ErrorHandlingReport,
+    GateReport,
+    StageReport,
+    WorkflowReport,
+)
 from noa_core.results.workspace import WorkspaceReport
 
 __all__ = [
-    "AnalyzerStatus", "BackupReport", "CleanupReport", "ConfidenceReport", "Contribution", "DeployReport",
-    "DeployStep", "DropReport", "ErrorHandlingReport", "FlowResult", "ForgetReport", "GateReport",
-    "PipelineReport", "PruneReport", "ResultPart", "RestoreReport", "RollbackReport", "SnapshotInfo",
-    "StageReport", "SwitchReport", "SwitchStep", "TestsSummary", "VerifyReport", "WorkflowReport",
+    "AnalyzerStatus",
+    "BackupReport",
+    "CleanupReport",
+    "ConfidenceReport",
+    "Contribution",
+    "DeployReport",
+    "DeployStep",
+    "DropReport",
+    "ErrorHandlingReport",
+    "FlowResult",
+    "ForgetReport",
+    "GateReport",
+    "PipelineReport",
+    "PruneReport",
+    "RestoreReport",
+    "ResultPart",
+    "RollbackReport",
+    "SnapshotInfo",
+    "StageReport",
+    "SwitchReport",
+    "SwitchStep",
+    "TestsSummary",
+    "VerifyReport",
+    "WorkflowReport",
     "WorkspaceReport",
 ]

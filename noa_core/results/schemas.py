@@ -23,7 +23,7 @@ SCHEMA_BASE = "https://noa-ark-os.invalid/schemas/results/"
 
 def result_models() -> dict[str, type[FlowResult]]:
     """Every flow result model exported by :mod:`noa_core.results`, by class name."""
-    import noa_core.results as results
+    from noa_core import results
 
     found = {name: getattr(results, name) for name in results.__all__}
     return {name: cls for name, cls in sorted(found.items())
