@@ -96,7 +96,7 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     # per drop: this pipeline goes on when its own drop reached D, even if other drops of the sandbox were held
     held_here = [d for d in (merge.get("drops") or {}).get("held", []) if d.get("drop_id") == drop["drop_id"]]
     merged = merge.get("outcome") in ("merged", "partially merged", "nothing to merge") and not held_here
-    if held_here:
+    if held_here and merge.get("outcome") == "partially merged":  # others merged, this one did not
         merge = {**merge, "outcome": "held", "message": f"drop {drop['drop_id']} held in sandbox "
                                                         f"{held_here[0]['sandbox']}: {held_here[0]['reason']}"}
     steps["sandbox_merge"] = {"outcome": merge.get("outcome"), "message": merge.get("message"),

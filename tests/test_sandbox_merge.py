@@ -298,8 +298,9 @@ def test_interrupted_merge_is_rolled_back_by_the_next_run(ws: Workspace) -> None
 
 def test_d_moving_during_the_merge_refuses_without_touching_anything(ws: Workspace,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.sandbox_merge as module
     from prefect import task
+
+    import flows.sandbox_merge as module
 
     ws.land("A", "notes", {"README.md": "notes\n"})
     before = ws.heads()

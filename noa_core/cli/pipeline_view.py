@@ -52,7 +52,8 @@ STATE_WORDS = {"SCHEDULED": "pending", "PENDING": "pending", "RUNNING": "running
                "CANCELLED": "cancelled"}
 #: flows that hold the rows (never shown as a row's inner run)
 FLOWS_ABOVE = frozenset({"noa_pipeline", "unified_workflow"})
-GOOD = frozenset({"done", "passed", "ok", "merged", "nothing to merge"})
+GOOD = frozenset({"done", "passed", "ok", "merged", "nothing to merge",
+                  "partially merged"})  # in a pipeline: its own drop merged (a held one says "held")
 NEUTRAL = frozenset({"pending", "running", "paused", "cancelling", "skipped"})
 
 
