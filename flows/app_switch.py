@@ -31,6 +31,7 @@ from noa_core.apps.switch import (
     SwitchRun,
 )
 from noa_core.config import NoaSettings
+from noa_core.results import SwitchReport
 
 __all__ = ["app_switch"]
 
@@ -60,8 +61,14 @@ def _settings(home: str | None) -> NoaSettings:
 
 @flow(name="app_switch", flow_run_name=app_switch_run_name, log_prints=False)
 async def app_switch(app: str, from_app: str | None = None, home: str | None = None,
-                     health_timeout_s: float = 30.0, drain_timeout_s: float = 10.0) -> dict[str, Any]:
-    """Switch the service of ``app`` over to ``app`` (from ``from_app``, default: whoever serves it)."""
+                     health_timeout_s: float = 30.0, drain_timeout_s: float = 10.0) -> SwitchReport:
+    """Switch the service of ``app`` over to ``app`` (from ``from_app``, default: whoever serves it).
+
+    Both apps must be registered (``noa apps register``); an owned app is started, an external
+    one only routed to. A step that fails is undone (traffic put back) and the report says
+    ``failed``: an outcome, not an error. Raises :class:`~noa_core.errors.BadInput` for an
+    unknown app or a switch already running for the service.
+    """
     logger = get_run_logger()
     ctl = SwitchController(_settings(home), options=SwitchOptions(health_timeout_s, drain_timeout_s),
                            log=logger.info)
@@ -74,7 +81,7 @@ async def app_switch(app: str, from_app: str | None = None, home: str | None = N
         await undo_step(ctl, run)
     finally:
         ctl.release(run)
-    res = await report_step(ctl, run)
+    res = SwitchReport.model_validate(await report_step(ctl, run))
     try:
         await create_table_artifact(
             [{"step": s["name"], "verdict": s["verdict"], "duration_s": s["duration_s"], "reason": s["reason"]}

@@ -25,10 +25,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from noa_core.results import FlowResult
+
 
 def _emit(data: Any, as_json: bool) -> bool:
     if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
+        typer.echo(data.model_dump_json(indent=2) if isinstance(data, FlowResult)
+                   else json.dumps(data, indent=2, default=str))
     return as_json
 
 
