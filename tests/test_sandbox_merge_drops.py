@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_sandbox_merge import (
     CALC,
     CORE,
@@ -153,3 +154,32 @@ def test_journal_puts_back_a_sandbox_rebuilt_with_its_held_drops(tmp_path: Path)
     assert ws.repo.head("D") == d0 and ws.repo.head("A") == a_old, actions
     assert "sandbox A put back" in actions[0] and "D put back" in actions[0]
     assert MergeJournal(ws.repo).read() is None
+
+
+@pytest.mark.slow
+def test_pipeline_of_a_clean_project_goes_on_after_a_broken_one_held_in_the_same_sandbox(
+        prefect_api_url: str, tmp_path: Path) -> None:
+    """The issue's case through ``noa pipeline``: a failing project dropped into A, then an
+    unrelated clean one into A; the second reaches D and runs the stages, the first stays held."""
+    from test_cli_pipeline_view import BROKEN, PROJECT
+    from test_swarm_support import write_tree
+
+    from flows.pipeline import run_pipeline
+    from noa_core.config import NoaSettings
+    from noa_core.sandbox.repository import WorkspaceRepo
+
+    home = tmp_path / "home"
+    broken = run_pipeline(source=str(write_tree(tmp_path / "broken", BROKEN)), home=str(home), sandbox="A",
+                          use_ai=False, deploy=False)
+    assert broken["verdict"] == "failed" and broken["steps"]["sandbox_merge"]["outcome"] == "validation failed"
+    clean_files = {k.replace("tinyproj", "cleanproj"): v.replace("tinyproj", "cleanproj") for k, v in PROJECT.items()}
+    clean = run_pipeline(source=str(write_tree(tmp_path / "clean", clean_files)), home=str(home), sandbox="A",
+                         use_ai=False, deploy=False)
+
+    assert clean["project"] == "cleanproj"
+    assert clean["steps"]["sandbox_merge"]["outcome"] == "partially merged", clean["steps"]["sandbox_merge"]
+    assert "tinyproj" in clean["steps"]["sandbox_merge"]["message"]  # says what it held
+    assert clean["steps"]["swarm"]["status"] == "ok" and clean["verdict"] == "passed", clean["stages"]
+    repo = WorkspaceRepo(NoaSettings(home=home).layout())
+    assert repo.projects("D") == ["cleanproj"]
+    assert [d.project for d in repo.drops("A")] == ["tinyproj"]
