@@ -1,9 +1,10 @@
 """Isolating the culprit of a failed batch, the way merge queues (Zuul, Mergify) do.
 
-A batch of sandboxes merged onto D failed its tests. :func:`find_culprit` tests subsets
-of the batch on top of D and names a smallest set of sandboxes whose merge still fails:
-one sandbox when one alone breaks the tests, a pair when each passes alone and only the
-combination fails. The search halves the batch (test the left half, then the right) and,
+A batch merged onto D failed its tests. :func:`find_culprit` tests subsets of the batch
+on top of D and names a smallest failing subset: one item when one alone breaks the
+tests, a pair when each passes alone and only the combination fails. The sandbox merge
+bisects *drops* (``flows/merge_queue.py``: the drops that change a failing project);
+the items are plain strings, so sandboxes work the same way. The search halves the batch (test the left half, then the right) and,
 when neither half fails alone, finds the part of each half the other needs, so it needs
 O(k log n) probes for a culprit of k sandboxes in a batch of n (QuickXplain's scheme).
 
