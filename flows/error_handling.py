@@ -28,6 +28,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from noa_core.config import NoaSettings
+from noa_core.results import ErrorHandlingReport, StageReport
 from noa_core.stages.errors import ErrorPolicy, is_critical, is_recoverable
 from noa_core.stages.result import Gate, StageResult
 from tasks.stages import change_log_task
@@ -70,8 +71,12 @@ def _handling_run_name() -> str:
 @flow(name="error_handling", flow_run_name=_handling_run_name, log_prints=False)
 async def error_handling(stage: str, project: str, reason: str, home: str | None = None, attempts: int = 1,
                          recoverable: bool = False, critical: bool | None = None, app: str | None = None,
-                         alert_block: str | None = None, rolled_back: bool = False) -> dict[str, Any]:
-    """log -> change log -> alert -> rollback when critical, else mark failed."""
+                         alert_block: str | None = None, rolled_back: bool = False) -> ErrorHandlingReport:
+    """log -> change log -> alert -> rollback when critical, else mark failed.
+
+    ``critical`` defaults to the stage's policy (production is critical). A failed alert or
+    rollback is reported in the result, never raised.
+    """
     logger = get_run_logger()
     settings = _settings(home)
     critical = is_critical(stage) if critical is None else critical
@@ -99,28 +104,29 @@ async def error_handling(stage: str, project: str, reason: str, home: str | None
         action = {"action": "rollback", "status": "done by the deployment", "reason": "the deploy flow rolled back"}
     else:
         action = {"action": "mark failed", "status": "done"}
-    return {"stage": stage, "logged": True, "recoverable": recoverable, "attempts": attempts, "critical": critical,
-            "change_log": change, "alert": alert, **action}
+    return ErrorHandlingReport.model_validate({
+        "stage": stage, "logged": True, "recoverable": recoverable, "attempts": attempts, "critical": critical,
+        "change_log": change, "alert": alert, **action})
 
 
-StageCall = Callable[..., Awaitable[dict[str, Any]]]
+StageCall = Callable[..., Awaitable[StageReport]]
 
 
 async def guarded_stage(name: str, stage_flow: StageCall, params: Mapping[str, Any], *, project: str,
                         home: str | None, policy: ErrorPolicy | None = None, fallback: StageCall | None = None,
-                        alert_block: str | None = None) -> dict[str, Any]:
+                        alert_block: str | None = None) -> StageReport:
     """Run one stage subflow under the error policy; a failure goes through :func:`error_handling`."""
     logger = get_run_logger()
     policy = policy or ErrorPolicy()
     attempts = 0
     error: BaseException | None = None
-    result: dict[str, Any] | None = None
+    result: StageReport | None = None
     recoverable = False
     t0 = time.perf_counter()
     while True:
         attempts += 1
         try:
-            result = await stage_flow(**params)
+            result = StageReport.model_validate(await stage_flow(**params))
             error = None
             break
         except Exception as exc:
@@ -137,22 +143,24 @@ async def guarded_stage(name: str, stage_flow: StageCall, params: Mapping[str, A
     if error is not None and recoverable and fallback is not None:
         logger.warning("stage %s still failing after %d attempts: fallback", name, attempts)
         try:
-            result = dict(await fallback(**params))
-            result["details"] = f"{result.get('details', '')} (fallback after {type(error).__name__})"
+            result = StageReport.model_validate(await fallback(**params)).model_copy(deep=True)
+            result.details = f"{result.details} (fallback after {type(error).__name__})"
             error = None
         except Exception as exc:  # noqa: BLE001 - the fallback failing is the stage failing
             error = exc
     if error is not None:
         why = f"{type(error).__name__}: {' '.join(str(error).split())}"[:500]
-        result = StageResult(name, "failed", f"error: {why}", Gate(name, False, None, None, why)).as_dict()
+        result = StageReport.from_domain(StageResult(name, "failed", f"error: {why}",
+                                                     Gate(name, False, None, None, why)))
     assert result is not None
-    result.setdefault("data", {})["attempts"] = attempts
-    result["data"]["work_s"] = result.get("duration_s", 0.0)  # inside the stage; duration_s is the wall time
-    result["duration_s"] = round(time.perf_counter() - t0, 3)
-    if result["status"] == "failed":
-        deploy = (result.get("data") or {}).get("deploy") or {}
-        result["data"]["error_handling"] = await error_handling(
-            stage=name, project=project, reason=result["details"], home=home, attempts=attempts,
+    result.data["attempts"] = attempts
+    result.data["work_s"] = result.duration_s  # inside the stage; duration_s is the wall time
+    result.duration_s = round(time.perf_counter() - t0, 3)
+    if result.status == "failed":
+        deploy = result.data.get("deploy") or {}
+        handled = await error_handling(
+            stage=name, project=project, reason=result.details, home=home, attempts=attempts,
             recoverable=recoverable, app=project, alert_block=alert_block,
             rolled_back=deploy.get("outcome") == "rolled_back")
+        result.data["error_handling"] = handled.to_json()
     return result

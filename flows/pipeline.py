@@ -24,6 +24,7 @@ from flows.stages import _settings
 from flows.unified_workflow import render_summary, unified_workflow
 from noa_core.errors import BadInput
 from noa_core.observability.logs import logs_in_home
+from noa_core.results import PipelineReport, StageReport, WorkflowReport
 from noa_core.stages.result import STAGES, skipped_stage
 from tasks.reporting import artifact_key
 from tasks.stages import change_log_task, write_json
@@ -58,8 +59,15 @@ def _project_tree(home: Path, project: str, landed_tree: str | None) -> Path:
 async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUTO", use_ai: bool = True,
                        mode: str = "embedded", shards: int = 2, deploy: bool = True,
                        deploy_options: dict[str, Any] | None = None, alert_block: str | None = None,
-                       pickup_timeout_s: float = 60.0) -> dict[str, Any]:
-    """code_drop -> sandbox_merge -> swarm -> unified_workflow (seven stages) for SOURCE."""
+                       pickup_timeout_s: float = 60.0) -> PipelineReport:
+    """code_drop -> sandbox_merge -> swarm -> unified_workflow (seven stages) for SOURCE.
+
+    Needs a Prefect API (the embedded server ``noa`` starts, or ``PREFECT_API_URL``); with
+    ``mode="distributed"`` also workers on the swarm work pools (``noa swarm up``). A refused
+    merge or a failed gate is an outcome (``verdict`` failed), not an error. Raises
+    :class:`~noa_core.errors.BadInput` for a bad mode or sandbox, and what ``code_drop`` raises
+    for a source it cannot fetch or refuses (``HostileInput``, ``LimitExceeded``).
+    """
     from prefect.runtime import flow_run
 
     from flows.code_drop import code_drop
@@ -82,14 +90,14 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     t = time.perf_counter()
     drop = code_drop(source=source, sandbox=sandbox.upper(), home=home_s, use_ai=use_ai)  # sync subflow
     timings["code_drop"] = time.perf_counter() - t
-    project = drop["project"]
-    steps: dict[str, Any] = {"code_drop": {"drop_id": drop["drop_id"], "sandbox": drop["sandbox"],
-                                           "confidence": drop["confidence"], "tests": drop["tests"]["status"],
-                                           "report_path": drop.get("report_path")}}
+    project = drop.project
+    steps: dict[str, Any] = {"code_drop": {"drop_id": drop.drop_id, "sandbox": drop.sandbox,
+                                           "confidence": drop.confidence, "tests": drop.tests.status,
+                                           "report_path": drop.report_path}}
 
     t = time.perf_counter()
     try:
-        merge = sandbox_merge(sandboxes=[drop["sandbox"]], home=home_s)
+        merge = sandbox_merge(sandboxes=[drop.sandbox], home=home_s)
     except MergeRolledBack as exc:
         merge = getattr(exc, "report", None) or {"outcome": "rolled back", "message": exc.one_line()}
     timings["sandbox_merge"] = time.perf_counter() - t
@@ -102,7 +110,7 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
     steps["sandbox_merge"] = {"outcome": merge.get("outcome"), "message": merge.get("message"),
                               "report_path": merge.get("report_path")}
 
-    unified: dict[str, Any] | None = None
+    unified: WorkflowReport | None = None
     if merged:
         tree = _project_tree(settings.home, project, None)
         t = time.perf_counter()
@@ -116,38 +124,39 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
         t = time.perf_counter()
         with trace_run(run_id):
             unified = await unified_workflow(project_dir=str(tree), home=home_s, project=project,
-                                             drop_report=drop.get("report_path"),
+                                             drop_report=drop.report_path,
                                              swarm_report=summary.get("report_path"), mode=mode, shards=shards,
                                              deploy=deploy, deploy_options=deploy_options, alert_block=alert_block)
         timings["unified_workflow"] = time.perf_counter() - t
-        stages = unified["stages"]
+        stages = unified.stages
     else:
         why = f"sandbox merge refused: {merge.get('outcome')}"
         logger.warning("%s - %s", why, merge.get("message"))
-        stages = [skipped_stage(s, why).as_dict() for s in STAGES]
-        stages[0] = {**stages[0], "status": "failed", "details": f"{why}: {merge.get('message', '')}"[:500]}
-    verdict = "passed" if merged and unified and unified["verdict"] == "passed" else "failed"
+        stages = [StageReport.from_domain(skipped_stage(s, why)) for s in STAGES]
+        stages[0] = stages[0].model_copy(update={"status": "failed",
+                                                 "details": f"{why}: {merge.get('message', '')}"[:500]})
+    verdict = "passed" if merged and unified and unified.verdict == "passed" else "failed"
     timings["total"] = time.perf_counter() - t0
-    doc = {"pipeline_run_id": run_id, "source": source, "project": project, "verdict": verdict,
-           "deployed": bool(unified and unified["deployed"]), "stages": stages, "steps": steps,
-           "unified_run_id": unified["flow_run_id"] if unified else None,
-           "timings": {k: round(v, 3) for k, v in timings.items()}}
-    doc["report_path"] = str(write_json(settings.layout().reports / f"pipeline-{run_id}.json", doc))
-    doc["change_log"] = await change_log_task(settings, "pipeline", project, {
-        "source": source, "verdict": verdict, "drop_id": drop["drop_id"], "merge": merge.get("outcome"),
-        "stages": {s["name"]: s["status"] for s in stages}, "duration_s": round(timings["total"], 3)})
+    report = PipelineReport(pipeline_run_id=run_id, source=source, project=project, verdict=verdict,
+                            deployed=bool(unified and unified.deployed), stages=stages, steps=steps,
+                            unified_run_id=unified.flow_run_id if unified else None,
+                            timings={k: round(v, 3) for k, v in timings.items()})
+    report.report_path = str(write_json(settings.layout().reports / f"pipeline-{run_id}.json", report.to_json()))
+    report.change_log = await change_log_task(settings, "pipeline", project, {
+        "source": source, "verdict": verdict, "drop_id": drop.drop_id, "merge": merge.get("outcome"),
+        "stages": {s.name: s.status for s in stages}, "duration_s": round(timings["total"], 3)})
     sw = steps.get("swarm", {})
-    extra = [(f"- source: `{source}` -> drop `{drop['drop_id']}` in sandbox {drop['sandbox']} "
-              f"(confidence {drop['confidence']:.2f}, tests {drop['tests']['status']})"),
+    extra = [(f"- source: `{source}` -> drop `{drop.drop_id}` in sandbox {drop.sandbox} "
+              f"(confidence {drop.confidence:.2f}, tests {drop.tests.status})"),
              f"- sandbox merge: {merge.get('outcome')} - {merge.get('message', '')}",
              f"- swarm: {sw.get('status', 'not run')} ({sw.get('mode', '-')}; {sw.get('counts') or 'no tests'})",
              f"- total {timings['total']:.1f} s"]
     await acreate_markdown_artifact(render_summary(f"NOA pipeline: {project}", stages, verdict, extra),
                                     key=artifact_key("pipeline", project), description=f"pipeline {verdict}: {source}")
-    return doc
+    return report
 
 
-def run_pipeline(**parameters: Any) -> dict[str, Any]:
+def run_pipeline(**parameters: Any) -> PipelineReport:
     """Run the pipeline from sync code (CLI, tests, bench) without flow heartbeats."""
     import asyncio
 

@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput
 from noa_core.manifest import MANIFEST_FILENAME, GatesConfig, NoaManifest, load_manifest
+from noa_core.results import StageReport
 from noa_core.stages import gates as G
 from noa_core.stages.result import Gate, StageResult, skipped_stage
 from tasks.stages import (
@@ -97,8 +98,8 @@ def stage_span(settings: NoaSettings, project: str, result: StageResult, run_id:
 
 
 async def _finish(settings: NoaSettings, project: str, result: StageResult, t0: float,
-                  rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Time the stage, leave its table artifact and its change-log entry, return its dict."""
+                  rows: list[dict[str, Any]] | None = None) -> StageReport:
+    """Time the stage, leave its table artifact and its change-log entry, return its report."""
     from prefect.runtime import flow_run
 
     result = StageResult(result.name, result.status, result.details, result.gate, time.perf_counter() - t0,
@@ -113,9 +114,7 @@ async def _finish(settings: NoaSettings, project: str, result: StageResult, t0: 
                               "gate": result.gate.as_dict(), "duration_s": round(result.duration_s, 3)})
     get_run_logger().info("stage %s: %s - %s", result.name, result.status, result.details)
     stage_span(settings, project, result, flow_run.id)
-    out = result.as_dict()
-    out["data"]["change_log"] = cl
-    return out
+    return StageReport.from_domain(result, change_log=cl)
 
 
 # ------------------------------------------------------------------------------ 1 analysis
@@ -124,7 +123,7 @@ async def _finish(settings: NoaSettings, project: str, result: StageResult, t0: 
 @flow(name="analysis_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def analysis_stage(project_dir: str, home: str | None = None, project: str | None = None,
                          drop_report: str | None = None, gates: dict[str, Any] | None = None,
-                         run_dir: str | None = None) -> dict[str, Any]:
+                         run_dir: str | None = None) -> StageReport:
     """Stage 1: the code drop's analysis and confidence (analysed now when no drop report is given)."""
     t0 = time.perf_counter()
     settings, tree, g = _settings(home), _tree(project_dir), load_gates(gates)
@@ -161,7 +160,7 @@ def _crashed(summary: Mapping[str, Any]) -> list[str]:
 @flow(name="testing_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def testing_stage(project_dir: str, home: str | None = None, project: str | None = None,
                         swarm_report: str | None = None, gates: dict[str, Any] | None = None,
-                        mode: str = "embedded", shards: int = 2, pickup_timeout_s: float = 60.0) -> dict[str, Any]:
+                        mode: str = "embedded", shards: int = 2, pickup_timeout_s: float = 60.0) -> StageReport:
     """Stage 2: the language swarms' tests (the pipeline's swarm run, or a swarm run now).
 
     A distributed swarm that could not finish (no worker, a crash after its resubmission)
@@ -218,7 +217,7 @@ async def testing_stage(project_dir: str, home: str | None = None, project: str 
 @flow(name="performance_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def performance_stage(project_dir: str, home: str | None = None, project: str | None = None,
                             swarm_report: str | None = None, gates: dict[str, Any] | None = None,
-                            run_id: str = "adhoc") -> dict[str, Any]:
+                            run_id: str = "adhoc") -> StageReport:
     """Stage 3: benchmarks (Go swarm's go test -bench, pytest-benchmark) against the stored baseline."""
     from noa_core.stages.performance import Baselines, compare, go_benchmarks
     from noa_core.swarm.hive import content_hash
@@ -273,7 +272,7 @@ async def performance_stage(project_dir: str, home: str | None = None, project: 
 
 @flow(name="security_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def security_stage(project_dir: str, home: str | None = None, project: str | None = None,
-                         analysis: str | None = None, gates: dict[str, Any] | None = None) -> dict[str, Any]:
+                         analysis: str | None = None, gates: dict[str, Any] | None = None) -> StageReport:
     """Stage 4: bandit, semgrep (shipped rules), secrets, vulnerabilities; the severity gate."""
     from noa_core.analysis.interface import Finding
     from noa_core.stages.security import security_checks
@@ -312,7 +311,7 @@ async def security_stage(project_dir: str, home: str | None = None, project: str
 
 @flow(name="build_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def build_stage(project_dir: str, home: str | None = None, project: str | None = None,
-                      analysis: str | None = None, gates: dict[str, Any] | None = None) -> dict[str, Any]:
+                      analysis: str | None = None, gates: dict[str, Any] | None = None) -> StageReport:
     """Stage 5: wheel + sdist, cargo build, go build (isolated); artifacts by BLAKE3; CycloneDX SBOM."""
     from noa_core.swarm.hive import content_hash
 
@@ -356,7 +355,7 @@ def _deploy_flows() -> tuple[Any, Any] | None:
 
 
 async def _deploy_stage(stage: str, env: str, project_dir: str, home: str | None, project: str | None,
-                        enabled: bool, options: dict[str, Any] | None) -> dict[str, Any]:
+                        enabled: bool, options: dict[str, Any] | None) -> StageReport:
     t0 = time.perf_counter()
     settings, tree = _settings(home), _tree(project_dir)
     manifest = project_manifest(tree, project)
@@ -391,14 +390,14 @@ async def _deploy_stage(stage: str, env: str, project_dir: str, home: str | None
 
 @flow(name="staging_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def staging_stage(project_dir: str, home: str | None = None, project: str | None = None,
-                        deploy: bool = True, options: dict[str, Any] | None = None) -> dict[str, Any]:
+                        deploy: bool = True, options: dict[str, Any] | None = None) -> StageReport:
     """Stage 6: ``flows.deploy.deploy(env="staging")`` when a deploy target exists; never passed without one."""
     return await _deploy_stage("staging", "staging", project_dir, home, project, deploy, options)
 
 
 @flow(name="production_stage", flow_run_name=_stage_run_name, log_prints=False)
 async def production_stage(project_dir: str, home: str | None = None, project: str | None = None,
-                           deploy: bool = True, options: dict[str, Any] | None = None) -> dict[str, Any]:
+                           deploy: bool = True, options: dict[str, Any] | None = None) -> StageReport:
     """Stage 7: ``flows.deploy.deploy(env="production")``; a failure here is critical (rollback)."""
     return await _deploy_stage("production", "production", project_dir, home, project, deploy, options)
 

@@ -19,6 +19,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from flows.error_handling import guarded_stage
 from flows.stages import STAGE_FLOWS, _settings, _tree, project_manifest
 from noa_core.observability.logs import logs_in_home
+from noa_core.results import StageReport, WorkflowReport
 from noa_core.stages.result import STAGES, skipped_stage, verdict_of
 from tasks.reporting import artifact_key
 from tasks.stages import write_json
@@ -26,14 +27,13 @@ from tasks.stages import write_json
 __all__ = ["render_summary", "unified_workflow"]
 
 
-def render_summary(title: str, stages: list[dict[str, Any]], verdict: str, extra: list[str] | None = None) -> str:
+def render_summary(title: str, stages: list[StageReport], verdict: str, extra: list[str] | None = None) -> str:
     icon = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}
     lines = [f"# {title}: {verdict}", "", *(extra or []), "",
              "| # | stage | status | gate | details | seconds |", "|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
-        gate = s.get("gate") or {}
-        lines.append(f"| {i} | {s['name']} | {icon.get(s['status'], '')} {s['status']} | {gate.get('rule', '')} | "
-                     f"{str(s['details']).replace('|', '/')[:300]} | {s['duration_s']:.2f} |")
+        lines.append(f"| {i} | {s.name} | {icon.get(s.status, '')} {s.status} | {s.gate.rule} | "
+                     f"{s.details.replace('|', '/')[:300]} | {s.duration_s:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -50,9 +50,14 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
                            drop_report: str | None = None, swarm_report: str | None = None,
                            mode: str = "embedded", shards: int = 2, deploy: bool = True,
                            deploy_options: dict[str, Any] | None = None, alert_block: str | None = None
-                           ) -> dict[str, Any]:
+                           ) -> WorkflowReport:
     """The seven stages on ``project_dir``. ``drop_report`` (a code drop's JSON report) and
-    ``swarm_report`` (a swarm run's JSON) let the pipeline hand over what it already did."""
+    ``swarm_report`` (a swarm run's JSON) let the pipeline hand over what it already did.
+
+    Needs a project tree (with or without ``noa.yaml``; its ``gates:`` decide). A failed gate
+    is an outcome (``verdict`` failed, later stages skipped), not an error; raises
+    :class:`~noa_core.errors.BadInput` for a missing tree or a bad ``noa.yaml``.
+    """
     from prefect.runtime import flow_run
 
     from noa_core.observability.tracing import trace_run
@@ -66,11 +71,11 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
     run_id = str(flow_run.id) if flow_run.id else uuid.uuid4().hex
     run_dir = settings.layout().ensure().reports / "stages" / run_id
     common = {"project_dir": str(tree), "home": str(settings.home), "project": name}
-    stages: list[dict[str, Any]] = []
+    stages: list[StageReport] = []
     stopped_by: str | None = None
     for stage in STAGES:
         if stopped_by:
-            stages.append(skipped_stage(stage, f"earlier gate failed ({stopped_by})").as_dict())
+            stages.append(StageReport.from_domain(skipped_stage(stage, f"earlier gate failed ({stopped_by})")))
             continue
         params: dict[str, Any] = dict(common)
         fallback = None
@@ -79,11 +84,11 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
         elif stage == "testing":
             params.update(swarm_report=swarm_report, gates=gates, mode=mode, shards=shards)
             if mode == "distributed":
-                async def fallback(**p: Any) -> dict[str, Any]:
+                async def fallback(**p: Any) -> StageReport:
                     return await STAGE_FLOWS["testing"](**{**p, "swarm_report": None, "mode": "embedded"})
         elif stage == "performance":
-            testing = next(s for s in stages if s["name"] == "testing")
-            params.update(swarm_report=(testing.get("data") or {}).get("swarm_report") or swarm_report,
+            testing = next(s for s in stages if s.name == "testing")
+            params.update(swarm_report=testing.data.get("swarm_report") or swarm_report,
                           gates=gates, run_id=run_id)
         elif stage in ("security", "build"):
             params.update(analysis=str(run_dir / "analysis.json"), gates=gates)
@@ -93,24 +98,24 @@ async def unified_workflow(project_dir: str, home: str | None = None, project: s
             result = await guarded_stage(stage, STAGE_FLOWS[stage], params, project=name, home=str(settings.home),
                                          fallback=fallback, alert_block=alert_block)
         stages.append(result)
-        if result["status"] == "failed":
+        if result.status == "failed":
             stopped_by = stage
             logger.warning("gate of %s failed: the later stages are skipped", stage)
     verdict = verdict_of(stages)
-    deployed = any(s["name"] == "production" and s["status"] == "passed" for s in stages)
-    doc = {"project": name, "project_dir": str(tree), "verdict": verdict, "deployed": deployed,
-           "stopped_by": stopped_by, "stages": stages, "gates": gates, "flow_run_id": run_id,
-           "seconds": round(time.perf_counter() - t0, 3)}
-    doc["report_path"] = str(write_json(settings.layout().reports / f"unified-{run_id}.json", doc))
+    deployed = any(s.name == "production" and s.status == "passed" for s in stages)
+    report = WorkflowReport(project=name, project_dir=str(tree), verdict=verdict, deployed=deployed,
+                            stopped_by=stopped_by, stages=stages, gates=gates, flow_run_id=run_id,
+                            seconds=round(time.perf_counter() - t0, 3))
+    report.report_path = str(write_json(settings.layout().reports / f"unified-{run_id}.json", report.to_json()))
     await acreate_markdown_artifact(
         render_summary(f"Unified workflow: {name}", stages, verdict,
                        [f"- project dir: `{tree}`", f"- gates: `{gates}`",
                         f"- stopped by: {stopped_by or '-'}; deployed: {deployed}"]),
         key=artifact_key("unified", name), description=f"unified workflow {verdict}: {name}")
-    return doc
+    return report
 
 
-def run_unified(**parameters: Any) -> dict[str, Any]:
+def run_unified(**parameters: Any) -> WorkflowReport:
     """Run the workflow from sync code (CLI, tests, bench) without flow heartbeats."""
     import asyncio
 

@@ -16,7 +16,6 @@ NOA_HOME/logs, and to the terminal too with ``-v/--verbose``.
 """
 
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -24,8 +23,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from noa_core.results import PipelineReport
 
-def _print(doc: dict, console: Console) -> None:
+
+def _print(doc: PipelineReport, console: Console) -> None:
     table = Table(title=f"pipeline {doc['project']}: {doc['verdict']}")
     for col in ("#", "stage", "status", "seconds", "details"):
         table.add_column(col)
@@ -109,9 +110,9 @@ def run_pipeline_command(source: str, *, as_json: bool = False, home: Path | Non
             view.finish(doc)
     except NoaError as exc:
         raise cli._fail(exc) from None
-    doc["ui_url"] = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc['pipeline_run_id']}"
+    doc.ui_url = f"{server.ui_url.rstrip('/')}/runs/flow-run/{doc.pipeline_run_id}"
     if as_json:
-        typer.echo(json.dumps(doc, indent=2, default=str))
+        typer.echo(doc.model_dump_json(indent=2))
     else:
         _print(doc, Console())
         console.print(f"Prefect UI: {doc['ui_url']}", soft_wrap=True)

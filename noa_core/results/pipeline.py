@@ -31,3 +31,5 @@ class PipelineReport(FlowResult):
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per step, and total")
     report_path: str | None = Field(None, description="NOA_HOME/reports/pipeline-<run>.json")
     change_log: Any = Field(None, description="the change-log entry of the run")
+    ui_url: str | None = Field(None, description="the run's page in the Prefect UI (set by `noa pipeline`, "
+                                                 "which knows the server)")
