@@ -15,7 +15,9 @@ every interpreter and tool path means the same thing), with:
   command that carries NOA's swarm report variable: a test shard, a collection or a
   re-run), where only the report file NOA's pytest plugin writes is writable; read-write
   otherwise (a project environment being built needs to write it);
-* each ``readonly_paths`` entry bind-mounted read-only at its own path. Nothing else of
+* each ``readonly_paths`` entry bind-mounted read-only at its own path - inside a flow-run
+  container only those under ``NOA_DOCKER_HOST_PATHS`` (its own bind mounts: NOA_HOME, the
+  project); the others are the image's files, the same in the sandbox. Nothing else of
   the host is visible.
 
 Bind-mount sources are paths on the engine's host: the flow-run container must see
@@ -34,9 +36,10 @@ from typing import Any
 
 from noa_core.config import ExecLimits
 
-__all__ = ["IMAGE_ENV", "LABEL", "REPORT_ENV", "run_in_container", "sandbox_containers"]
+__all__ = ["HOST_PATHS_ENV", "IMAGE_ENV", "LABEL", "REPORT_ENV", "run_in_container", "sandbox_containers"]
 
 IMAGE_ENV = "NOA_DOCKER_SANDBOX_IMAGE"
+HOST_PATHS_ENV = "NOA_DOCKER_HOST_PATHS"  # inside a flow-run container: its bind mounts (host paths)
 REPORT_ENV = "NOA_SWARM_REPORT"  # noa_core.swarm.sharding.REPORT_ENV (not imported: no cycle)
 LABEL = "noa.swarm"
 _PREP = 'mkdir -p "$HOME" "$TMPDIR" 2>/dev/null; exec "$@"'
@@ -53,7 +56,22 @@ def _tail(path: Path, chars: int) -> str:
         return ""
 
 
+def _host_paths() -> tuple[str, ...] | None:
+    """Where this process's paths are also the engine host's (``NOA_DOCKER_HOST_PATHS``), or
+    None: everything is (this process runs on the host)."""
+    raw = os.environ.get(HOST_PATHS_ENV, "").strip()
+    return tuple(os.path.realpath(p) for p in raw.split(os.pathsep) if p) if raw else None
+
+
+def _on_host(path: str, shared: tuple[str, ...] | None) -> bool:
+    return shared is None or any(path == s or path.startswith(s.rstrip("/") + "/") for s in shared)
+
+
 def _mounts(workdir: Path, readonly_paths: Iterable[str | os.PathLike[str]], report: str | None) -> dict[str, Any]:
+    """Bind mounts (host path -> same path). A read-only path outside the host-shared places
+    (inside a flow-run container: its image's own files, e.g. NOA's venv) is not mounted: the
+    sandbox runs the same image, where that path holds the same thing."""
+    shared = _host_paths()
     volumes: dict[str, Any] = {str(workdir): {"bind": str(workdir), "mode": "ro" if report else "rw"}}
     if report:
         target = workdir / report
@@ -63,7 +81,7 @@ def _mounts(workdir: Path, readonly_paths: Iterable[str | os.PathLike[str]], rep
         volumes[str(target)] = {"bind": str(target), "mode": "rw"}
     for p in readonly_paths:
         real = os.path.realpath(p)
-        if os.path.exists(real) and real not in volumes:
+        if os.path.exists(real) and real not in volumes and _on_host(real, shared):
             volumes[real] = {"bind": real, "mode": "ro"}
     return volumes
 

@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from noa_core.isolation.docker import IMAGE_ENV, LABEL
+from noa_core.isolation.docker import HOST_PATHS_ENV, IMAGE_ENV, LABEL
 
 __all__ = ["DOCKER_DEPLOYMENT", "DOCKER_POOL", "ENTRYPOINT", "docker_socket", "job_variables", "run_job_variables"]
 
 DOCKER_POOL = "python-swarm-docker"
 DOCKER_DEPLOYMENT = f"python_swarm/{DOCKER_POOL}"
 ENTRYPOINT = "flows/swarm.py:python_swarm"
+HOST_CA = "/etc/ssl/noa-host-ca.pem"  # the host's SSL_CERT_FILE, mounted read-only
 
 
 def docker_socket() -> str:
@@ -32,14 +33,24 @@ def job_variables(image: str, home: Path, *, project_dir: Path | None = None, da
     home = Path(home).resolve()
     sock = docker_socket()
     volumes = [f"{home}:{home}:rw", f"{sock}:{sock}:rw"]
+    shared = [str(home)]
     if project_dir is not None:
         project = Path(project_dir).resolve()
         if project != home and home not in project.parents:
             volumes.append(f"{project}:{project}:ro")
+            shared.append(str(project))
     env = {"NOA_HOME": str(home), "NOA_ISOLATION_BACKEND": "docker", IMAGE_ENV: image,
+           HOST_PATHS_ENV: os.pathsep.join(shared),
            "DOCKER_HOST": f"unix://{sock}", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     if database_url:
         env["NOA_DATABASE_URL"] = database_url
+    ca = os.environ.get("SSL_CERT_FILE", "")
+    if ca and os.path.isfile(ca):  # trust what the host trusts (PyPI through a TLS-inspecting proxy)
+        volumes.append(f"{os.path.realpath(ca)}:{HOST_CA}:ro")
+        env.update({"SSL_CERT_FILE": HOST_CA, "REQUESTS_CA_BUNDLE": HOST_CA, "PIP_CERT": HOST_CA})
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        if os.environ.get(var):
+            env[var] = os.environ[var]
     return {"image": image, "image_pull_policy": "Never", "auto_remove": True, "network_mode": "host",
             "volumes": volumes, "env": env, "labels": {LABEL: "flow-run", "noa.home": str(home)[-200:]},
             "mem_limit": mem_limit, "stream_output": True}
