@@ -8,11 +8,10 @@ without Prefect unless ``--flow`` is given.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from noa_core.config import NoaSettings
+from noa_core.results import WorkspaceReport
 from tasks.workspace_maint import graph_task, scan_task
 
 
@@ -25,13 +24,17 @@ def _run_name() -> str:
 
 @flow(name="workspace_maintenance", flow_run_name=_run_name, log_prints=False)
 async def workspace_maintenance(root: str, home: str | None = None, graph: bool = True, out: str | None = None,
-                                image: str = "svg") -> dict[str, Any]:
-    """Scan ``root`` into the workspace registry (SOT archive, versions, CL tree) and draw its dependency graph."""
+                                image: str = "svg") -> WorkspaceReport:
+    """Scan ``root`` into the workspace registry (SOT archive, versions, CL tree) and draw its dependency graph.
+
+    ``out`` is where the graph files go (default under NOA_HOME), ``image`` the rendered
+    graph's format. Raises :class:`~noa_core.errors.BadInput` when ``root`` is not a directory.
+    """
     from prefect.runtime import flow_run
 
     settings = NoaSettings(home=home) if home else NoaSettings()
-    result: dict[str, Any] = {"root": root, "scan": await scan_task(settings, root)}
+    report = WorkspaceReport(root=root, scan=await scan_task(settings, root))
     if graph:
-        result["graph"] = await graph_task(settings, root, out, image)
-    result["flow_run_id"] = str(flow_run.id) if flow_run.id else None
-    return result
+        report.graph = await graph_task(settings, root, out, image)
+    report.flow_run_id = str(flow_run.id) if flow_run.id else None
+    return report

@@ -196,7 +196,7 @@ def _run_flow(settings: Any, root: Path, *, graph: bool, as_json: bool, out: Opt
     except NoaError as exc:
         raise cli._fail(exc) from None
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(result.model_dump_json(indent=2))
     else:
         _print_scan(result["scan"])
         if result.get("graph"):

@@ -17,6 +17,7 @@ class WorkspaceReport(FlowResult):
     root: str = Field(description="the workspace root scanned")
     scan: dict[str, Any] = Field(description="the scan: files seen, duplicates archived, versions, CL tree entry "
                                              "(as `noa workspace scan --json`)")
-    graph: dict[str, Any] | None = Field(None, description="the dependency graph written (paths, nodes, edges); "
-                                                           "absent when graph=False")
+    graph: dict[str, Any] | None = Field(None, description="the dependency graph's summary (projects, ...) and "
+                                                           "its files (graphml, json, image); null when "
+                                                           "graph=False")
     flow_run_id: str | None = Field(None, description="the Prefect flow run")
