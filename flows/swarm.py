@@ -1,9 +1,10 @@
 """``swarm``: the seed's Agent Swarm and Batch Processing as Prefect flows.
 
 The master flow reads the hive (what is known about the project), distributes to one
-subflow per language swarm - ``python_swarm``, ``rust_swarm``, ``go_swarm`` - which run
-concurrently, aggregates their reports, and writes the result to the hive, to
-``NOA_HOME/reports/swarm-<run>.json`` and to a markdown and a table artifact.
+subflow per language swarm - ``python_swarm``, ``rust_swarm``, ``go_swarm``,
+``javascript_swarm`` - which run concurrently, aggregates their reports, and writes the
+result to the hive, to ``NOA_HOME/reports/swarm-<run>.json`` and to a markdown and a
+table artifact.
 
 Two modes, one code path:
 
@@ -53,6 +54,7 @@ from noa_core.swarm.summary import (
 from tasks.swarm import (
     go_agent_task,
     hive_of,
+    javascript_agent_task,
     publish_task,
     python_abort_task,
     python_begin_task,
@@ -72,6 +74,7 @@ __all__ = [
     "deploy_swarms",
     "ensure_pools",
     "go_swarm",
+    "javascript_swarm",
     "python_swarm",
     "run_swarm",
     "rust_swarm",
@@ -81,7 +84,8 @@ __all__ = [
 
 MODES = ("embedded", "distributed")
 POOL_TYPES = ("process", "docker")  # distributed mode: the Python swarm's pool (deployments/swarm_docker.py)
-FLOW_NAMES: dict[str, str] = {"python": "python_swarm", "rust": "rust_swarm", "go": "go_swarm"}
+FLOW_NAMES: dict[str, str] = {"python": "python_swarm", "rust": "rust_swarm", "go": "go_swarm",
+                              "javascript": "javascript_swarm"}
 #: deployment names, ``<flow>/<deployment>``; each deployment is named after its pool
 DEPLOYMENTS: dict[str, str] = {lang: f"{FLOW_NAMES[lang]}/{POOLS[lang]}" for lang in LANGUAGES}
 ENTRYPOINTS: dict[str, str] = {lang: f"flows/swarm.py:{FLOW_NAMES[lang]}" for lang in LANGUAGES}
@@ -205,7 +209,14 @@ async def go_swarm(project_dir: str, shards: int = 2, home: str | None = None, p
     return await _native_swarm("go", go_agent_task, project_dir, home, project, reuse)
 
 
-SWARM_FLOWS = {"python": python_swarm, "rust": rust_swarm, "go": go_swarm}
+@flow(name="javascript_swarm", flow_run_name=_swarm_run_name, log_prints=False)
+async def javascript_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
+                           reuse: bool = True) -> dict[str, Any]:
+    """JavaScript swarm: npm test with the project's own node_modules, isolated and offline."""
+    return await _native_swarm("javascript", javascript_agent_task, project_dir, home, project, reuse)
+
+
+SWARM_FLOWS = {"python": python_swarm, "rust": rust_swarm, "go": go_swarm, "javascript": javascript_swarm}
 
 
 # ------------------------------------------------------------------------------- dispatch

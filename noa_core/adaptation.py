@@ -10,7 +10,7 @@ from typing import Any
 from noa_core.analysis.interface import AnalyzerResult, analyzer_data as _data
 from noa_core.manifest import MANIFEST_FILENAME, NoaManifest, dump_manifest, load_manifest
 
-_LANGUAGES = {"python": "python", "rust": "rust", "go": "go"}
+_LANGUAGES = {"python": "python", "rust": "rust", "go": "go", "javascript": "javascript", "typescript": "javascript"}
 
 
 def project_slug(name: str) -> str:
@@ -48,9 +48,14 @@ def generate_manifest(project: str, results: Mapping[str, AnalyzerResult], versi
         # NOA builds Python projects itself (PEP 517, in the project's own environment):
         # `build` is a tool neither NOA nor the project's environment necessarily has.
         build_cmd = None
+    elif isinstance(build_cmd, list) and build_cmd[:2] in (["cargo", "build"], ["go", "build"]):
+        # NOA's own cargo / go builders do the same and collect the binaries and libraries
+        build_cmd = None
+    artifacts = ["*.tgz"] if isinstance(build_cmd, list) and build_cmd[1:2] == ["pack"] else []
     doc: dict[str, Any] = {"name": project_slug(project), "language": language,
                            "test": {"command": list(command) if command else None, "pythonpath": pythonpath},
-                           "build": {"command": list(build_cmd) if isinstance(build_cmd, list) and build_cmd else None}}
+                           "build": {"command": list(build_cmd) if isinstance(build_cmd, list) and build_cmd else None,
+                                     "artifacts": artifacts}}
     if version:
         doc["version"] = str(version)[:100]
     return NoaManifest.model_validate(doc)

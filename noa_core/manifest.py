@@ -30,7 +30,7 @@ MAX_MANIFEST_BYTES = 256 * 1024
 SCHEMA_ID = "https://noa-ark-os.invalid/schemas/noa.schema.json"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "noa.schema.json"
 
-Language = Literal["python", "rust", "go", "other"]
+Language = Literal["python", "rust", "go", "javascript", "other"]
 SandboxHint = Literal["A", "B", "C"]
 Strategy = Literal["blue-green", "canary"]
 
@@ -117,7 +117,7 @@ class DeployConfig(_Section):
 
 
 def _default_pools() -> dict[Language, str]:
-    return {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm"}
+    return {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm", "javascript": "javascript-swarm"}
 
 
 class SwarmConfig(_Section):

@@ -24,6 +24,7 @@ from noa_core.swarm.go import GoToolchain
 from noa_core.swarm.hive import Hive, content_hash, open_hive
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.python import PythonToolchain, TestsJob, project_name
+from noa_core.swarm.javascript import JavaScriptToolchain
 from noa_core.swarm.rust import RustToolchain
 from noa_core.swarm.sharding import Collection, Shard, ShardPlan, ShardRun
 from noa_core.swarm.summary import detect_languages, render_markdown, summary_rows
@@ -38,6 +39,7 @@ __all__ = [
     "python_lint_task",
     "python_plan_task",
     "python_shard_task",
+    "javascript_agent_task",
     "read_knowledge",
     "rust_agent_task",
     "share_knowledge_task",
@@ -140,6 +142,13 @@ async def python_abort_task(ctx: SwarmContext, job: dict[str, Any]) -> None:
 async def rust_agent_task(ctx: SwarmContext, project_dir: str) -> dict[str, Any]:
     """cargo check, clippy and test --offline, isolated, in one work copy."""
     report = await asyncio.to_thread(RustToolchain().run, Path(project_dir), ctx)
+    return report.as_dict()
+
+
+@task(name="javascript-agent", cache_policy=NO_CACHE)
+async def javascript_agent_task(ctx: SwarmContext, project_dir: str) -> dict[str, Any]:
+    """npm test with the project's own node_modules (installed outside, no scripts), isolated."""
+    report = await asyncio.to_thread(JavaScriptToolchain().run, Path(project_dir), ctx)
     return report.as_dict()
 
 

@@ -64,7 +64,7 @@ def test_minimal_manifest_has_sensible_defaults(tmp_path: Path) -> None:
     assert m.test.command is None and m.test.timeout_s > 0
     assert m.run.port_env == "PORT" and m.run.health.path == "/health"
     assert m.deploy.strategy == "canary" and m.deploy.canary_steps == [5, 25, 50, 100]
-    assert set(m.swarm.pools) == {"python", "rust", "go"}
+    assert set(m.swarm.pools) == {"python", "rust", "go", "javascript"}
 
 
 @pytest.mark.parametrize("text", [FULL, "name: demo\n"])
@@ -82,7 +82,7 @@ def test_dump_round_trips_with_stable_key_order(tmp_path: Path, text: str) -> No
     ("version: '1'\n", "noa.yaml: name: Field required"),
     ("name: demo\nversion: 1.0\n", "noa.yaml: version: Input should be a valid string"),
     ("name: ../evil\n", "noa.yaml: name: String should match pattern"),
-    ("name: demo\nlanguage: cobol\n", "noa.yaml: language: Input should be 'python', 'rust', 'go' or 'other'"),
+    ("name: demo\nlanguage: cobol\n", "noa.yaml: language: Input should be 'python', 'rust', 'go', 'javascript' or 'other'"),
     ("name: demo\nsandbox: D\n", "noa.yaml: sandbox: Input should be 'A', 'B' or 'C'"),
     ("name: demo\nbuild: {command: [make], colour: red}\n", "noa.yaml: build.colour: Extra inputs are not permitted"),
     ("name: demo\nrunn: {}\n", "noa.yaml: runn: Extra inputs are not permitted"),

@@ -205,6 +205,33 @@ def test_npm_test_runs_with_its_dev_dependency_installed_outside(tmp_path: Path)
     assert not (project / "node_modules").exists()
 
 
+def test_a_second_run_of_the_same_npm_project_reuses_the_install_and_cannot_alter_it(tmp_path: Path) -> None:
+    """Drop validation, merge validation, the swarm and the build each install the project's
+    dependencies: the second time they come from NOA's cache, and what a test writes into its
+    node_modules (here: it overwrites a dependency) reaches neither the cache nor the next run."""
+    node = find_node()
+    if node is None or "npm" not in node.tools:
+        pytest.skip("node/npm are not installed here")
+    files = dict(NPM_PROJECT)
+    doc = json.loads(files["package.json"])
+    doc["scripts"]["test"] = ("node -e \"require('fs').writeFileSync('node_modules/is-number/index.js', "
+                              "'module.exports = () => false')\" && node --test")
+    files["package.json"] = json.dumps(doc)
+    project = write_tree(tmp_path / "js", files)
+    first = run_test_suite(project, ["npm", "test"], work_parent=tmp_path / "wp1", limits=LIMITS,
+                           deps_home=tmp_path / "home")
+    assert first.counts is not None and (first.counts.passed, first.counts.failed) == (1, 2), first.one_line
+    assert not any("reused" in n for n in first.notes), first.notes
+    stored = list((tmp_path / "home" / "deps" / "npm" / "modules").iterdir())
+    assert len(stored) == 1
+    assert "module.exports = () => false" not in (stored[0] / "is-number" / "index.js").read_text()
+    second = run_test_suite(project, ["npm", "test"], work_parent=tmp_path / "wp2", limits=LIMITS,
+                            deps_home=tmp_path / "home")
+    assert any("reused from an earlier install" in n for n in second.notes), second.notes
+    assert second.counts is not None and (second.counts.passed, second.counts.failed) == (1, 2)
+    assert "module.exports = () => false" not in (stored[0] / "is-number" / "index.js").read_text()
+
+
 def test_npm_test_without_the_dependency_fails_and_the_sandbox_cannot_install(tmp_path: Path) -> None:
     node = find_node()
     if node is None or "npm" not in node.tools:

@@ -169,8 +169,15 @@ class BuildSystemAnalyzer:
         if "build" in scripts:
             steps = [[manager, "install"], [manager, "run", "build"]]
             artifacts = "bundle"
+        elif manager in ("npm", "pnpm", "yarn"):
+            # no build script: the package is its sources, packed as they are. A "prepare" hook
+            # is npm's build-on-install convention and runs; other pack hooks (prepack: file
+            # pruning such as npmignore, which needs a .gitignore a published tarball lacks)
+            # are skipped.
+            steps = [[manager, "pack"]] if "prepare" in scripts else [[manager, "pack", "--ignore-scripts"]]
+            artifacts = "tarball"
         else:
-            steps = [[manager, "pack"]] if manager in ("npm", "pnpm", "yarn") else [[manager, "install"]]
+            steps = [[manager, "install"]]
             artifacts = "tarball"
         add(manager, "package.json", steps, artifacts)
 

@@ -7,6 +7,12 @@ notes say so). A ``node_modules`` the drop carries is replaced by this install. 
 ``prepare`` script of the project or of any dependency runs. npm's download cache is NOA's
 (``<cache>/npm/cache``), shared by every project.
 
+An install is kept, read-only to every run, in ``<cache>/npm/modules/<key>``, keyed by the
+bytes of package.json and the lock file, the node and npm programs and the registry: the
+next run of the same project (merge validation, the swarm, the build) gets a copy of it
+instead of resolving and downloading again. A copy, not links: what a test writes into
+its node_modules stays in its work copy.
+
 The project's own ``.npmrc`` is set aside during the install (it could name a ``git``
 program or a ``script-shell`` to run on the host) and put back for the tests; git
 dependencies are refused on the host (``git`` is ``/bin/false`` for npm). The registry
@@ -15,10 +21,13 @@ is npm's default or ``NOA_NPM_REGISTRY``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from noa_core.deps.layout import DepsLayout, DepsResult, run_host_step, tail
@@ -46,6 +55,39 @@ def _declares_dependencies(work: Path) -> bool | str:
     if not isinstance(doc, dict):
         return "package.json is not an object"
     return any(isinstance(doc.get(k), dict) and doc.get(k) for k in _DEP_KEYS)
+
+
+def _modules_key(work: Path, node: Toolchain, lock: str | None, registry: str) -> str:
+    h = hashlib.sha256(b"noa-npm-modules-1\0")
+    for name in ("package.json", lock):
+        h.update(((work / name).read_bytes() if name else b"") + b"\0")
+    for tool in ("node", "npm"):
+        path = node.tools.get(tool)
+        stat = os.stat(path) if path and os.path.exists(path) else None
+        h.update(f"{path}:{stat.st_size if stat else 0}:{stat.st_mtime_ns if stat else 0}\0".encode())
+    h.update(registry.encode())
+    return h.hexdigest()[:32]
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    """``cp -a`` (much faster than shutil on thousands of small files), shutil where cp is missing."""
+    cp = shutil.which("cp")
+    if cp and subprocess.run([cp, "-a", str(src), str(dest)], check=False, capture_output=True).returncode == 0:
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src, dest, symlinks=True)
+
+
+def _keep_modules(work: Path, stored: Path) -> None:
+    """Store ``work/node_modules`` as ``stored`` (atomically; a concurrent twin may win)."""
+    if stored.is_dir() or not (work / "node_modules").is_dir():
+        return
+    tmp = stored.with_name(f"{stored.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        _copy_tree(work / "node_modules", tmp)
+        os.rename(tmp, stored)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def prepare_npm(work: Path, node: Toolchain, layout: DepsLayout, *, log: Path, timeout: float = 600.0) -> DepsResult:
@@ -83,6 +125,14 @@ def prepare_npm(work: Path, node: Toolchain, layout: DepsLayout, *, log: Path, t
     if registry:
         host_env["npm_config_registry"] = registry
     verb = ["ci"] if lock else ["install", "--no-save"]
+    stored = layout.dir("npm", "modules") / _modules_key(work, node, lock, registry)
+    if stored.is_dir():
+        _copy_tree(stored, work / "node_modules")
+        installed = sum(1 for p in stored.glob("*") if not p.name.startswith("."))
+        notes.insert(0, f"npm {verb[0]} --ignore-scripts: {installed} top-level package(s) in node_modules, "
+                     f"reused from an earlier install of the same package.json" + ("" if lock else
+                     " (no lock file in the project: resolved by npm install)"))
+        return DepsResult("ready", env=env_in, notes=tuple(notes), seconds=time.perf_counter() - t0)
     argv = [node.tool("npm"), *verb, "--ignore-scripts", "--no-audit", "--no-fund", "--include=dev",
             "--include=optional"]
     held = work / ".npmrc"
@@ -100,6 +150,7 @@ def prepare_npm(work: Path, node: Toolchain, layout: DepsLayout, *, log: Path, t
                           f"exited {rc}: {tail(out)}", seconds=time.perf_counter() - t0, log=str(log))
     installed = sum(1 for p in (work / "node_modules").glob("*") if not p.name.startswith(".")) \
         if (work / "node_modules").is_dir() else 0
+    _keep_modules(work, stored)
     notes.insert(0, f"npm {verb[0]} --ignore-scripts: {installed} top-level package(s) in node_modules"
                  + ("" if lock else " (no lock file in the project: resolved by npm install)"))
     return DepsResult("ready", env=env_in, notes=tuple(notes), seconds=time.perf_counter() - t0, log=str(log))

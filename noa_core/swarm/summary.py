@@ -16,9 +16,10 @@ from noa_core.validation.counts import TestCounts
 __all__ = ["LANGUAGES", "aggregate_reports", "crashed_report", "detect_languages", "render_markdown",
            "summary_rows", "validate_languages"]
 
-LANGUAGES = ("python", "rust", "go")
+LANGUAGES = ("python", "rust", "go", "javascript")
 #: the Prefect work pool of each language swarm (its workers come from `noa swarm up`)
-POOLS: dict[str, str] = {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm"}
+POOLS: dict[str, str] = {"python": "python-swarm", "rust": "rust-swarm", "go": "go-swarm",
+                         "javascript": "javascript-swarm"}
 
 
 def validate_languages(languages: Sequence[str] | None) -> list[str] | None:
@@ -36,8 +37,9 @@ def validate_languages(languages: Sequence[str] | None) -> list[str] | None:
 
 def detect_languages(tree: Path) -> list[str]:
     """The swarms a project needs: ``swarm.languages`` of its noa.yaml, else what is found
-    (pyproject/setup.py or Python files; Cargo.toml; go.mod)."""
+    (pyproject/setup.py or Python files; Cargo.toml; go.mod; package.json with a test script)."""
     from noa_core.swarm.go import GoToolchain
+    from noa_core.swarm.javascript import test_script
     from noa_core.swarm.python import has_python
     from noa_core.swarm.rust import RustToolchain
 
@@ -56,6 +58,8 @@ def detect_languages(tree: Path) -> list[str]:
         found.append("rust")
     if GoToolchain().detect(tree):
         found.append("go")
+    if test_script(tree) is not None:
+        found.append("javascript")
     return found
 
 
