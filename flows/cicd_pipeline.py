@@ -44,6 +44,7 @@ from prefect import flow, get_run_logger, task
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
 from noa_core.observability.logs import logs_in_home
+from noa_core.results import CicdReport
 
 __all__ = ["STAGES", "cicd_pipeline", "run_cicd_pipeline"]
 
@@ -400,10 +401,12 @@ def _run_name() -> str:
 async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None = None, env: str = "staging",
                         home: str | None = None, app: str | None = None, monitor_s: float = 30.0,
                         monitor_interval_s: float = 1.0, monitor_failures: int = 3,
-                        trigger: dict[str, Any] | None = None, github_block: str | None = None) -> dict[str, Any]:
+                        trigger: dict[str, Any] | None = None, github_block: str | None = None) -> CicdReport:
     """trigger -> validate -> build -> test -> deploy -> monitor -> CL tree, for one commit of ``source``;
     with ``github_block`` (a saved ``noa-github`` block), the result goes back to GitHub as a commit
-    status, a check run and (for a pull request) a comment."""
+    status, a check run and (for a pull request) a comment. A failed stage is an outcome
+    (``status`` failed), not an error; raises :class:`~noa_core.errors.BadInput` for a bad
+    ``env`` or ``commit``."""
     t_all = time.perf_counter()
     if env not in ("staging", "production"):
         raise BadInput(f"env must be staging or production, not {env!r}")
@@ -497,7 +500,7 @@ async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None 
            "failed_stage": failed[0] if failed else None, "artifacts": payload["artifacts"],
            "release": release, "stages": stages, "seconds": round(time.perf_counter() - t_all, 3)}
     await _publish(doc)
-    return doc
+    return CicdReport.model_validate(doc)
 
 
 async def _report_to_github(block_name: str, commit: str | None, trigger: Mapping[str, Any] | None,
@@ -543,7 +546,7 @@ async def _publish(doc: Mapping[str, Any]) -> None:
         get_run_logger().debug("no stage table artifact: %s", type(exc).__name__)
 
 
-def run_cicd_pipeline(**parameters: Any) -> dict[str, Any]:
+def run_cicd_pipeline(**parameters: Any) -> CicdReport:
     """Run the flow from sync code (the CLI, tests), without flow heartbeats."""
     from flows.runtime import in_process_run
 

@@ -9,7 +9,6 @@ the stage results as one JSON document. Exit 0: every stage passed or was skippe
 stage failed (the failing stage is named); 2: bad input.
 """
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Optional
@@ -63,7 +62,7 @@ def register(app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(doc, indent=2, default=str))
+            typer.echo(doc.model_dump_json(indent=2))
         else:
             _print(doc, Console())
         raise typer.Exit(1 if doc["status"] == "failed" else 0)

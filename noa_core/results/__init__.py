@@ -17,6 +17,7 @@ from noa_core.results.backup import (
     VerifyReport,
 )
 from noa_core.results.base import FlowResult, ResultPart
+from noa_core.results.cicd import CicdReport, CicdStage
 from noa_core.results.deploy import DeployReport, DeployStep, RollbackReport
 from noa_core.results.drop import (
     AnalyzerStatus,
@@ -37,6 +38,8 @@ from noa_core.results.workspace import WorkspaceReport
 __all__ = [
     "AnalyzerStatus",
     "BackupReport",
+    "CicdReport",
+    "CicdStage",
     "CleanupReport",
     "ConfidenceReport",
     "Contribution",
