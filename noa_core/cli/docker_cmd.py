@@ -2,7 +2,7 @@
 
 ::
 
-    noa docker images build [--name runtime] [--rebuild] [--cache-dir DIR] [--json]
+    noa docker images build [--name runtime|swarm] [--rebuild] [--cache-dir DIR] [--json]
     noa docker images list [--json]
     noa docker containers [--all-homes] [--json]
 
@@ -47,21 +47,38 @@ def register(app: typer.Typer) -> None:
 
     @images_app.command("build")
     def images_build(
-        name: Annotated[str, typer.Option("--name", help="which base image (runtime)")] = "runtime",
+        name: Annotated[str, typer.Option("--name", help="which image: runtime (base), or swarm (Python + NOA's "
+                                                        "runtime, for the python-swarm-docker pool)")] = "runtime",
         rebuild: Annotated[bool, typer.Option("--rebuild", help="run debootstrap again even if cached")] = False,
         cache_dir: Annotated[Path | None, typer.Option(
             "--cache-dir", help="root file system tarballs and wheels (env NOA_DOCKER_CACHE; "
                                 "default /var/cache/noa/docker)")] = None,
         as_json: cli.JsonOption = False,
     ) -> None:
-        """Build (or reuse) a base image: debootstrap minbase + Debian's python3, imported, hash-tagged."""
+        """Build (or reuse) an image: the base (debootstrap minbase + Debian's python3, imported), or the
+        swarm image on it (NOA's runtime from a local wheelhouse + NOA's source); hash-tagged."""
         from noa_core.deploy.docker_images import SPECS, ensure_base_image
         from noa_core.errors import NoaError
 
         spec = SPECS.get(name)
-        if spec is None:
-            raise cli._bad(f"--name must be one of {', '.join(SPECS)} (got {name!r})")
+        if spec is None and name != "swarm":
+            raise cli._bad(f"--name must be one of {', '.join([*SPECS, 'swarm'])} (got {name!r})")
         console = cli._err()
+        if spec is None:
+            from noa_core.swarm.docker_image import ensure_swarm_image
+
+            try:
+                swarm = ensure_swarm_image(cache_dir=_cache_dir(cache_dir), rebuild=rebuild,
+                                           log=lambda m: console.print(m, markup=False, highlight=False))
+            except NoaError as exc:
+                cli._error_line(exc.one_line())
+                raise typer.Exit(1) from None
+            if as_json:
+                typer.echo(json.dumps(swarm.as_dict(), indent=2))
+            else:
+                typer.echo(f"{swarm.tag}: {swarm.how} in {swarm.seconds:.1f} s ({_mib(swarm.size_bytes)}, "
+                           f"id {swarm.image_id[:19]})")
+            return
         try:
             with console.status(f"base image {spec.tag}"):
                 img = ensure_base_image(spec, cache_dir=_cache_dir(cache_dir), rebuild=rebuild,

@@ -5,13 +5,16 @@
     noa swarm up [--pools python-swarm,rust-swarm,go-swarm] [--workers N]
     noa swarm status
     noa swarm down [--pools ...]
-    noa swarm run DIR [--languages python,rust] [--shards N] [--distributed] [--fresh] [--json]
+    noa swarm run DIR [--languages python,rust] [--shards N] [--distributed [--docker]] [--fresh] [--json]
 
 ``up`` creates the process work pools, deploys each swarm flow to its pool (from this
 repository on local disk) and starts N workers per pool, each its own process (pids
 printed, kept in ``NOA_HOME/swarm/workers.json``); ``down`` stops exactly those. ``run``
 runs the master ``swarm`` flow: embedded by default (swarms as concurrent in-process
 subflows), or ``--distributed`` (run_deployment; the workers run the swarms).
+``--distributed --docker`` puts the Python swarm on the ``python-swarm-docker`` pool:
+``up --pools python-swarm-docker`` builds or reuses the swarm image, creates that docker
+pool and starts ``prefect worker --type docker`` workers (deployments/swarm_docker.py).
 
 Nothing here imports Prefect before :func:`connect_prefect` has chosen the server.
 """
@@ -26,7 +29,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-_POOL_OF = {"python-swarm": "python", "rust-swarm": "rust", "go-swarm": "go"}
+_POOL_OF = {"python-swarm": "python", "rust-swarm": "rust", "go-swarm": "go", "python-swarm-docker": "python"}
+DOCKER_POOLS = ("python-swarm-docker",)
 
 
 def _pools(text: str) -> list[str]:
@@ -58,7 +62,8 @@ def register(app: typer.Typer) -> None:
         no_deploy: Annotated[bool, typer.Option("--no-deploy", help="do not (re)deploy the swarm flows")] = False,
         as_json: cli.JsonOption = False,
     ) -> None:
-        """Create the process work pools, deploy the swarm flows, start N workers per pool."""
+        """Create the work pools, deploy the swarm flows, start N workers per pool (python-swarm-docker:
+        the swarm image is built or reused, and its workers are `prefect worker --type docker`)."""
         import os
 
         from noa_core.swarm.workers import start_workers
@@ -74,8 +79,14 @@ def register(app: typer.Typer) -> None:
             connect(home, console)
             from flows.swarm import deploy_swarms, ensure_pools
 
-            created = ensure_pools(names)
-            deployed = {} if no_deploy else deploy_swarms({_POOL_OF[p]: p for p in names})
+            process = [p for p in names if p not in DOCKER_POOLS]
+            created = ensure_pools(process) if process else {}
+            deployed = {} if no_deploy or not process else deploy_swarms({_POOL_OF[p]: p for p in process})
+            if any(p in DOCKER_POOLS for p in names):
+                created_docker, dep = _docker_pool(cli._settings(home), console, deploy=not no_deploy)
+                created["python-swarm-docker"] = created_docker
+                if dep:
+                    deployed["python-docker"] = dep
             env = {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}
             if home is not None:
                 env["NOA_HOME"] = str(home)
@@ -131,6 +142,8 @@ def register(app: typer.Typer) -> None:
         distributed: Annotated[bool,
                                typer.Option("--distributed", help="run the swarms on the pools' workers")] = False,
         fresh: Annotated[bool, typer.Option("--fresh", help="do not reuse the hive's results")] = False,
+        docker: Annotated[bool, typer.Option("--docker", help="with --distributed: the Python swarm on the "
+                                                               "python-swarm-docker pool")] = False,
         home: cli.HomeOption = None,
         as_json: cli.JsonOption = False,
     ) -> None:
@@ -140,6 +153,8 @@ def register(app: typer.Typer) -> None:
             raise cli._bad(f"{project_dir} is not a directory")
         if not 1 <= shards <= 64:
             raise cli._bad("--shards must be between 1 and 64")
+        if docker and not distributed:
+            raise cli._bad("--docker needs --distributed (the docker pool's workers run the Python swarm)")
         settings = cli._settings(home)
         try:
             from noa_core.swarm.summary import validate_languages
@@ -151,7 +166,7 @@ def register(app: typer.Typer) -> None:
             with console.status(f"swarm: {project_dir}"):
                 summary = run_swarm(project_dir=str(project_dir.resolve()), languages=langs, shards=shards,
                                     home=str(settings.home), mode="distributed" if distributed else "embedded",
-                                    reuse=not fresh)
+                                    reuse=not fresh, pool_type="docker" if docker else "process")
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
@@ -159,6 +174,24 @@ def register(app: typer.Typer) -> None:
         else:
             _print_summary(summary, Console())
         raise typer.Exit(1 if summary["status"] == "failed" else 0)
+
+
+def _docker_pool(settings: object, console: Console, *, deploy: bool) -> tuple[bool, str | None]:
+    """The python-swarm-docker pool, its deployment and the swarm image they run: (created, deployment id)."""
+    import os
+
+    from deployments.swarm_docker import deploy_docker_swarm, ensure_docker_pool
+    from noa_core.deploy.docker_images import DEFAULT_CACHE_DIR
+    from noa_core.swarm.docker_image import ensure_swarm_image
+
+    cache = Path(os.environ.get("NOA_DOCKER_CACHE") or DEFAULT_CACHE_DIR)
+    with console.status("swarm image"):
+        image = ensure_swarm_image(cache_dir=cache, log=lambda m: console.print(m, markup=False, highlight=False))
+    console.print(f"swarm image {image.tag}: {image.how}")
+    created = ensure_docker_pool()
+    dep = deploy_docker_swarm(image.tag, settings.layout().root,  # type: ignore[attr-defined]
+                              database_url=settings.database_url) if deploy else None  # type: ignore[attr-defined]
+    return created, dep
 
 
 def _print_summary(summary: dict, console: Console) -> None:
