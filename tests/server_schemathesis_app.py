@@ -14,11 +14,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import uvicorn
 
 from noa_core.config import NoaSettings
+from noa_core.results import ConfidenceReport, DropReport
 from noa_core.server.app import create_app
 from noa_core.server.inference import Inference
 from noa_core.server.ratelimit import RateLimit
 from noa_core.storage.registry import Registry
 from tests.server_helpers import FakeOrchestrator
+
+
+def sample_drop_report(drop_id: str) -> DropReport:
+    """A code drop's report as code_drop writes it to NOA_HOME/reports (the fields a drop always has)."""
+    return DropReport(drop_id=drop_id, source="/tmp/hello", source_kind="dir", project="hello", confidence=0.5,
+                      confidence_detail=ConfidenceReport(raw=0.5, calibrated=0.5, contributions=[]), sandbox="A",
+                      sandbox_reason="forced", analyzers={}, commit="a" * 40, branch="sandbox/A-feature",
+                      timings={"fetch": 0.1})
 
 
 def build(home: Path):  # type: ignore[no-untyped-def]
@@ -30,7 +39,7 @@ def build(home: Path):  # type: ignore[no-untyped-def]
     drop = reg.new_drop("/tmp/hello", "dir", name="hello", project_id=project.id, drop_id="20261125-000000-hello-abcdef")
     reports = settings.layout().reports
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / f"{drop.id}.json").write_text(json.dumps({"drop_id": drop.id, "timings": {"fetch": 0.1}}))
+    (reports / f"{drop.id}.json").write_text(sample_drop_report(drop.id).model_dump_json())
     src = settings.layout().drops / drop.id / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "hello.py").write_text("def greet(name):\n    return 'hello ' + name\n")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
+from noa_core.results import DropReport
 from noa_core.server.deps import require, state_of
 from noa_core.server.responses import AUTH, errors
 from noa_core.server.schemas import (
@@ -156,8 +157,8 @@ async def list_reports(request: Request) -> Response:
     return await cached(state, "v1:reports", TTL_DROPS, load)
 
 
-@router.get("/reports/{drop_id}", response_model=dict[str, Any], responses=errors(*AUTH, 404), dependencies=[_read],
-            summary="A drop's report (the JSON `noa drop --json` prints)")
+@router.get("/reports/{drop_id}", response_model=DropReport, responses=errors(*AUTH, 404), dependencies=[_read],
+            summary="A drop's report (the DropReport `noa drop --json` prints)")
 async def get_report(request: Request, drop_id: DropId) -> Response:
     state = state_of(request)
     path = _reports_dir(state) / f"{drop_id}.json"
@@ -170,12 +171,10 @@ async def get_report(request: Request, drop_id: DropId) -> Response:
     if data is None:
         try:
             raw = await run_in_threadpool(path.read_bytes)
-            value = json.loads(raw)
+            report = DropReport.model_validate_json(raw)  # ValidationError is a ValueError
         except (OSError, ValueError):
             raise HTTPException(404, f"no readable report for {drop_id!r}") from None
-        if not isinstance(value, dict):
-            raise HTTPException(404, f"no readable report for {drop_id!r}")
-        data = json.dumps(value, separators=(",", ":")).encode()
+        data = report.model_dump_json().encode()
         state.cache.set(key, data, TTL_REPORTS)
         return Response(data, media_type="application/json", headers={"X-Cache": "miss"})
     return Response(data, media_type="application/json", headers={"X-Cache": "hit"})
