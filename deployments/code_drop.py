@@ -59,7 +59,7 @@ from prefect.states import Crashed
 
 from flows.code_drop import code_drop
 from noa_core.dropin.folder import DropInFolder
-from noa_core.dropin.service import RunOutcome, RunRequest, RunStatus, RunTicket
+from noa_core.dropin.runs import RunOutcome, RunRequest, RunStatus, RunTicket
 from noa_core.errors import BadInput, HostileInput, LimitExceeded, NoaError
 from noa_core.results import FlowResult
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from noa_core.dropin.service import RunOutcome, RunRequest, RunStatus, RunTicket
+from noa_core.dropin.runs import RunOutcome, RunRequest, RunStatus, RunTicket
 
 
 def write_project(root: Path, name: str, *, tests: int = 2, failing: int = 0) -> Path:

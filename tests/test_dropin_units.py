@@ -42,7 +42,7 @@ from noa_core.dropin.items import (
     read_source_file,
     signature,
 )
-from noa_core.dropin.service import RunRequest
+from noa_core.dropin.runs import RunRequest
 from noa_core.dropin.settle import SettleTracker
 from noa_core.errors import BadInput
 

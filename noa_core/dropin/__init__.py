@@ -9,24 +9,19 @@ runs it through the ``code_drop`` flow; the item ends in ``processed/``, ``faile
 * :mod:`.settle` when an item is complete;
 * :mod:`.journal` the processed-state journal (exactly once, across restarts);
 * :mod:`.folder` the folder layout and moving items by outcome;
-* :mod:`.service` the watcher loop, over a :class:`~.service.RunBackend` port.
+* :mod:`.runs` the run port (:class:`~.runs.RunBackend`) the watcher runs items through;
+* :mod:`.progress` the watcher's options, events and item results;
+* :mod:`.outcome` how a finished run files its item;
+* :mod:`.service` the watcher loop, :mod:`.recovery` what it does on start with items left before.
 """
 
 from __future__ import annotations
 
 from noa_core.dropin.folder import DropInBusy, DropInFolder
 from noa_core.dropin.journal import ItemRecord, Journal
-from noa_core.dropin.service import (
-    DropInEvent,
-    DropInService,
-    ItemResult,
-    RunBackend,
-    RunOutcome,
-    RunRequest,
-    RunStatus,
-    RunTicket,
-    WatchOptions,
-)
+from noa_core.dropin.progress import DropInEvent, ItemResult, WatchOptions
+from noa_core.dropin.runs import RunBackend, RunOutcome, RunRequest, RunStatus, RunTicket
+from noa_core.dropin.service import DropInService
 from noa_core.dropin.settle import SettleTracker
 
 __all__ = [

@@ -27,13 +27,11 @@ one interrupted twice is filed as failed.
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from noa_core.dropin.folder import DropInFolder
 from noa_core.dropin.items import (
@@ -47,162 +45,15 @@ from noa_core.dropin.items import (
     signature,
 )
 from noa_core.dropin.journal import ItemRecord, Journal, Outcome
+from noa_core.dropin.outcome import judge, one_line, reason_text
+from noa_core.dropin.progress import DropInEvent, EventKind, ItemResult, WatchOptions
+from noa_core.dropin.recovery import Recovery
+from noa_core.dropin.runs import RunBackend, RunOutcome, RunRequest
 from noa_core.dropin.settle import Ready, SettleTracker
 from noa_core.errors import BadInput, NoaError
 
-MAX_INTERRUPTS = 2  # the first interruption is re-run once; the second files the item as failed
 
-
-# ------------------------------------------------------------------ the run port
-class RunStatus(enum.Enum):
-    SCHEDULED = "scheduled"  # created, not picked up: the new runner will run it
-    ACTIVE = "active"  # pending / running / paused / cancelling
-    FINAL = "final"
-    MISSING = "missing"  # the orchestrator does not know it (database reset)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    key: str
-    attempt: int
-    name: str
-    kind: str
-    source: str
-    home: str
-    use_ai: bool
-    sandbox: str
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"drop-in:{self.key}:{self.attempt}"
-
-
-@dataclass(frozen=True)
-class RunTicket:
-    run_id: str
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a code_drop run ended, as the drop-in needs to know it."""
-
-    state: Literal["completed", "failed", "crashed", "cancelled"]
-    report: dict[str, Any] | None = None
-    error_type: str | None = None
-    hostile: bool = False  # HostileInput or LimitExceeded: quarantine
-    bad_input: bool = False  # any BadInput: running it again gives the same answer
-    message: str = ""
-
-
-class RunBackend(Protocol):
-    """Runs code drops; the Prefect implementation lives in ``deployments/code_drop.py``."""
-
-    description: str
-
-    async def start(self) -> None:
-        """Register the deployment; runs may be created but none is executed yet."""
-
-    async def serve(self) -> None:
-        """Begin executing runs (after recovery has looked at the ones left from before)."""
-
-    async def stop(self) -> None: ...
-
-    async def submit(self, request: RunRequest) -> RunTicket: ...
-
-    async def status(self, run_id: str) -> RunStatus: ...
-
-    async def wait(self, run_id: str) -> RunOutcome: ...
-
-    async def mark_crashed(self, run_id: str, message: str) -> None: ...
-
-    def url(self, run_id: str) -> str | None: ...
-
-
-# ------------------------------------------------------------------ what the service reports
-EventKind = Literal["watching", "taken", "running", "done", "failed", "quarantined", "skipped", "waiting",
-                    "resumed", "interrupted", "stopping", "error", "warning"]
-
-
-@dataclass(frozen=True)
-class DropInEvent:
-    kind: EventKind
-    name: str = ""
-    message: str = ""
-    url: str | None = None
-    key: str | None = None
-    dest: str | None = None
-
-
-@dataclass
-class ItemResult:
-    name: str
-    key: str
-    outcome: Outcome | Literal["error"]
-    reason: str
-    dest: str | None
-    run_id: str | None
-    url: str | None
-    attempt: int
-    report_path: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class WatchOptions:
-    settle: float = 3.0
-    concurrency: int = 2
-    once: bool = False
-    use_ai: bool = True
-    sandbox: str = "AUTO"
-    max_interrupts: int = MAX_INTERRUPTS
-    scan_interval: float | None = None  # default: settle / 4, between 0.2 and 1 s
-    incomplete_grace: float | None = None  # default: max(30, 10 x settle)
-    file_events: bool = True  # wake up on watchfiles events (scanning continues regardless)
-
-    def __post_init__(self) -> None:
-        if self.settle < 0:
-            raise BadInput(f"--settle must be 0 or more seconds, not {self.settle}")
-        if self.concurrency < 1:
-            raise BadInput(f"--concurrency must be at least 1, not {self.concurrency}")
-        if self.sandbox.upper() not in ("A", "B", "C", "AUTO"):
-            raise BadInput(f"--sandbox must be A, B, C or auto, not {self.sandbox!r}")
-        self.sandbox = self.sandbox.upper()
-
-    @property
-    def interval(self) -> float:
-        if self.scan_interval is not None:
-            return self.scan_interval
-        return min(1.0, max(0.2, self.settle / 4))
-
-    @property
-    def grace(self) -> float:
-        return self.incomplete_grace if self.incomplete_grace is not None else max(30.0, 10 * self.settle)
-
-
-TESTS_BAD = ("failed", "error", "timeout")
-
-
-def _one_line(text: str, limit: int = 2000) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
-def _summary(report: dict[str, Any]) -> str:
-    tests = report.get("tests") or {}
-    parts = [f"{report.get('project', '?')}"]
-    if tests:
-        parts.append(f"tests {tests.get('status')}: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed"
-                     + (f", {tests.get('errors')} errors" if tests.get("errors") else ""))
-    if report.get("sandbox"):
-        parts.append(f"sandbox {report['sandbox']}")
-    if isinstance(report.get("confidence"), (int, float)):
-        parts.append(f"confidence {report['confidence']:.2f}")
-    return ", ".join(parts)
-
-
-class DropInService:
+class DropInService(Recovery):
     """Watch ``NOA_HOME/drop-in`` and run each complete item through ``backend`` once."""
 
     def __init__(self, home: str | os.PathLike[str], backend: RunBackend, options: WatchOptions | None = None,
@@ -483,34 +334,14 @@ class DropInService:
         return ticket.run_id
 
     def _error(self, rec: ItemRecord, run_id: str | None, message: str) -> None:
-        self._emit("error", rec.name, message=f"{_one_line(message, 500)} (left in {self.folder.work_dir(rec.key)}; "
+        self._emit("error", rec.name, message=f"{one_line(message, 500)} (left in {self.folder.work_dir(rec.key)}; "
                                               "the next start resumes it)", key=rec.key)
         self.results.append(ItemResult(rec.name, rec.key, "error", message, None, run_id,
                                        self.backend.url(run_id) if run_id else None, rec.attempt))
 
     async def _conclude(self, rec: ItemRecord, run_id: str, outcome: RunOutcome) -> None:
-        report = outcome.report
-        retryable = False
-        result: Outcome
-        if outcome.state == "completed" and report:
-            tests = report.get("tests") or {}
-            if tests.get("status") in TESTS_BAD:
-                result, reason = "failed", f"tests {tests.get('status')}: {_summary(report)}"
-            else:
-                result, reason = "processed", _summary(report)
-        elif outcome.state == "completed":
-            result, reason, retryable = "failed", "the run completed but its report could not be read", True
-        elif outcome.state == "failed" and outcome.hostile:
-            result, reason = "quarantined", f"{outcome.error_type}: {_one_line(outcome.message)}"
-        elif outcome.state == "failed":
-            result = "failed"
-            reason = f"{outcome.error_type}: {_one_line(outcome.message)}" if outcome.error_type else \
-                _one_line(outcome.message) or "the run failed"
-            retryable = not outcome.bad_input
-        else:
-            result, retryable = "failed", True
-            reason = f"the flow run was {outcome.state}: {_one_line(outcome.message) or 'no message'}"
-        await self._finish(rec, result, reason, retryable=retryable, run_id=run_id, report=report)
+        result, reason, retryable = judge(outcome)
+        await self._finish(rec, result, reason, retryable=retryable, run_id=run_id, report=outcome.report)
 
     async def _finish(self, rec: ItemRecord, outcome: Outcome, reason: str, *, retryable: bool, run_id: str | None,
                       report: dict[str, Any] | None = None) -> None:
@@ -549,108 +380,8 @@ class DropInService:
             report = {**report, "drop_in": {"item": rec.name, "kind": rec.kind, "key": rec.key,
                                              "outcome": rec.outcome, "attempt": rec.attempt, "flow_run_id": rec.run_id,
                                              "flow_run_url": url, "moved_to": rec.dest}}
-        reason_text = None
-        if rec.outcome != "processed":
-            reason_text = "\n".join([
-                f"{rec.outcome}: {rec.reason}",
-                f"item: {rec.name} ({rec.kind})",
-                f"content key: {rec.key}",
-                f"attempt: {rec.attempt}",
-                f"flow run: {url or rec.run_id or 'none (refused before a run)'}",
-                f"finished: {rec.finished_at}",
-                "retry: drop the same content again" if rec.retryable else
-                "retry: this content is not run again from the drop-in folder (use `noa drop`)",
-            ]) + "\n"
         self.folder.finalize(rec.key, rec.name, rec.dest, report=report, report_md=report_md,
-                             reason_text=reason_text)
-
-    # ------------------------------------------------------------------ recovery
-    async def _recover(self) -> None:
-        assert self.journal is not None
-        for key, name in self.folder.orphan_work(set(self.journal.records)).items():
-            kind, _why = classify(self.folder.work_item(key, name))
-            self.journal.taken(key, name, kind, 1)
-            self._emit("resumed", name, message="found in .work without a journal entry: taking it", key=key)
-        for rec in list(self.journal):
-            if rec.finished:
-                if os.path.lexists(self.folder.work_item(rec.key, rec.name)) and rec.dest:
-                    await asyncio.to_thread(self._materialize, rec)
-                    self._emit("resumed", rec.name, message=f"finished the move to {rec.dest}", key=rec.key)
-                continue
-            if not os.path.lexists(self.folder.work_item(rec.key, rec.name)):
-                self.journal.finished(rec.key, "failed", reason="the item vanished from .work before its run ended",
-                                      dest=None, report_path=None, retryable=True, run_id=rec.run_id)
-                self._emit("error", rec.name, message="vanished from .work before its run ended", key=rec.key)
-                continue
-            await self._recover_one(rec)
-
-    async def _recover_one(self, rec: ItemRecord) -> None:
-        """Before the runner serves: decide for one unfinished item, then hand it on."""
-        assert self.journal is not None
-        if rec.state == "taken" or rec.run_id is None:
-            # taken, maybe with a run already created under this attempt's idempotency key
-            source = await self._prepare(rec)
-            if source is None:
-                return
-            await self._submit(rec, source)
-            rec = self.journal.get(rec.key)  # type: ignore[assignment]
-            assert rec is not None and rec.run_id is not None
-        run_id = rec.run_id
-        assert run_id is not None
-        action, rec, _outcome = await self._reconcile(rec, run_id)
-        if action == "rerun":
-            self._spawn(self._process(rec))
-        elif action in ("adopt", "conclude"):
-            self._spawn(self._process(rec, adopt_run_id=run_id))
-
-    async def _reconcile(self, rec: ItemRecord, run_id: str) -> tuple[str, ItemRecord, RunOutcome | None]:
-        """What to do with a run created before this watcher started.
-
-        ``adopt`` (still scheduled: this runner runs it), ``conclude`` (it finished: file
-        it by its outcome), ``rerun`` (cut off: run the next attempt) or ``done`` (cut off
-        too often: filed as failed).
-        """
-        assert self.journal is not None
-        key = rec.key
-        status = await self.backend.status(run_id)
-        if status is RunStatus.SCHEDULED:
-            self._emit("resumed", rec.name, message=f"its run is scheduled; running it (attempt {rec.attempt})",
-                       key=key)
-            return "adopt", rec, None
-        if status is RunStatus.FINAL:
-            outcome = await self.backend.wait(run_id)
-            if not (outcome.state == "crashed" or (outcome.state == "cancelled" and rec.released)):
-                self._emit("resumed", rec.name, message="its run finished while no watcher was running", key=key)
-                return "conclude", rec, outcome
-        else:
-            await self.backend.mark_crashed(run_id, "the drop-in watcher stopped while this run was active; "
-                                                    "the item is run again")
-        if rec.released:
-            rec = self.journal.resumed(key, run_id, rec.attempt + 1)
-            self._emit("resumed", rec.name, message=f"was stopped with the watcher; running it again "
-                                                    f"(attempt {rec.attempt})", key=key)
-            return "rerun", rec, None
-        rec = self.journal.interrupted(key, run_id, rec.attempt + 1)
-        if rec.interrupts >= self.options.max_interrupts:
-            await self._finish(rec, "failed", f"interrupted {rec.interrupts} times (the watcher stopped while it ran); "
-                                              "not run again automatically", retryable=True, run_id=run_id)
-            return "done", rec, None
-        self._emit("interrupted", rec.name, message=f"its run was cut off when the watcher stopped; running it once "
-                                                    f"more (attempt {rec.attempt})", key=key)
-        return "rerun", rec, None
+                             reason_text=reason_text(rec))
 
 
-__all__ = [
-    "MAX_INTERRUPTS",
-    "DropInEvent",
-    "DropInService",
-    "EventKind",
-    "ItemResult",
-    "RunBackend",
-    "RunOutcome",
-    "RunRequest",
-    "RunStatus",
-    "RunTicket",
-    "WatchOptions",
-]
-
+__all__ = ["DropInService"]
