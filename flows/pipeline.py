@@ -64,7 +64,8 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
 
     Needs a Prefect API (the embedded server ``noa`` starts, or ``PREFECT_API_URL``); with
     ``mode="distributed"`` also workers on the swarm work pools (``noa swarm up``). A refused
-    merge or a failed gate is an outcome (``verdict`` failed), not an error. Raises
+    merge or a failed gate is an outcome (``verdict`` failed; ``unknown`` when the drop was held
+    because its tests could not be run at all), not an error. Raises
     :class:`~noa_core.errors.BadInput` for a bad mode or sandbox, and what ``code_drop`` raises
     for a source it cannot fetch or refuses (``HostileInput``, ``LimitExceeded``).
     """
@@ -135,7 +136,14 @@ async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUT
         stages = [StageReport.from_domain(skipped_stage(s, why)) for s in STAGES]
         stages[0] = stages[0].model_copy(update={"status": "failed",
                                                  "details": f"{why}: {merge.get('message', '')}"[:500]})
-    verdict = "passed" if merged and unified and unified.verdict == "passed" else "failed"
+    if merged and unified and unified.verdict == "passed":
+        verdict = "passed"
+    elif not merged and drop.tests.status == "unknown":
+        # held because its tests could not be run (no toolchain, dependencies out of reach):
+        # NOA cannot say whether the project is good, so it does not say "failed"
+        verdict = "unknown"
+    else:
+        verdict = "failed"
     timings["total"] = time.perf_counter() - t0
     report = PipelineReport(pipeline_run_id=run_id, source=source, project=project, verdict=verdict,
                             deployed=bool(unified and unified.deployed), stages=stages, steps=steps,

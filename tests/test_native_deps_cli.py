@@ -51,3 +51,20 @@ def test_drop_of_an_npm_project_reports_node_test_counts(prefect_api_url: str, t
     assert tests["status"] == "passed", tests
     assert (tests["passed"], tests["failed"]) == (3, 0), tests
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_pipeline_of_a_crate_whose_dependency_is_out_of_reach_says_unknown(prefect_api_url: str,
+                                                                         tmp_path: Path) -> None:
+    """No registry here has the crate's dependency: NOA cannot run its tests, so the verdict is
+    `unknown` with cargo's own message - not `failed`, and not `passed`."""
+    need_rust_with_itoa()
+    crate = write_tree(tmp_path / "lonely", {
+        "Cargo.toml": ('[package]\nname = "lonely"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                       '[dependencies]\nnoa-no-such-crate-anywhere = "1"\n'),
+        "src/lib.rs": "pub fn one() -> u8 { 1 }\n\n#[test]\nfn it_is_one() { assert_eq!(one(), 1); }\n"})
+    proc = run_noa(["pipeline", str(crate), "--json", "--no-ai"], tmp_path / "home", prefect_api_url, tmp_path)
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "unknown", report["stages"][0]
+    assert report["steps"]["code_drop"]["tests"] == "unknown"
+    assert "noa-no-such-crate-anywhere" in report["stages"][0]["details"]
+    assert proc.returncode == 1

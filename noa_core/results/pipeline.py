@@ -19,7 +19,9 @@ class PipelineReport(FlowResult):
     pipeline_run_id: str = Field(description="the Prefect flow run of the pipeline")
     source: str = Field(description="the SOURCE as given")
     project: str = Field(description="the project it became")
-    verdict: Literal["passed", "failed"] = Field(description="passed when merged and every stage passed")
+    verdict: Literal["passed", "failed", "unknown"] = Field(
+        description="passed when merged and every stage passed; unknown when the drop was held because its "
+                    "tests could not be run (no toolchain, dependencies out of reach); else failed")
     deployed: bool = Field(description="the production stage passed")
     stages: list[StageReport] = Field(description="the seven stages, in order (all skipped, the first "
                                                   "failed, when the merge was refused)")
