@@ -24,34 +24,33 @@ A stage that fails skips the ones after it (each says why); the flow itself comp
 and returns ``{"status": "passed" | "failed", "stages": [...], ...}``. Triggers: ``noa
 cicd run``, the ``cicd_pipeline`` deployment (UI "Run", its schedule) and GitHub webhooks
 (``POST /webhooks/github``, see noa_core/server/github_webhook.py).
+
+The trigger and validate steps are tasks (``tasks/cicd.py``) over :mod:`noa_core.cicd`, which
+also holds the monitor's health probes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
+from noa_core.cicd.monitor import endpoint_of, watch_health
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
 from noa_core.observability.logs import logs_in_home
 from noa_core.results import CicdReport
+from tasks.cicd import trigger_task, validate_task
 
 __all__ = ["STAGES", "cicd_pipeline", "run_cicd_pipeline"]
 
 STAGES = ("trigger", "validate", "build", "test", "deploy", "monitor", "record")
-#: ruff rules that fail validation (the rest of lint is the swarm's business)
-BLOCKING_RUFF_RULES = "E9,F63,F7,F82"
-LINT_TIMEOUT_S = 300.0
 
 
 # ------------------------------------------------------------------------ helpers
@@ -83,113 +82,6 @@ def _run_id() -> str:
         return str(flow_run.id or "") or uuid.uuid4().hex
     except Exception:  # noqa: BLE001  # pragma: no cover - outside a flow run
         return uuid.uuid4().hex
-
-
-# ------------------------------------------------------------------------ trigger
-@task(name="cicd-trigger", timeout_seconds=1800)
-async def trigger_task(source: str, commit: str | None, home: str, run_id: str) -> dict[str, Any]:
-    """Fetch ``source`` (guarded) into ``drops/cicd-<run>``; check ``commit`` against its HEAD.
-
-    Only a network failure is retried (three tries, 2 s then 10 s apart); a refusal or a
-    wrong commit is an answer."""
-    from noa_core.intake.errors import NetworkError
-
-    for delay in (2.0, 10.0, None):
-        try:
-            return await asyncio.to_thread(_fetch, source, commit, home, run_id)
-        except NetworkError:
-            if delay is None:
-                raise
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _fetch(source: str, commit: str | None, home: str, run_id: str) -> dict[str, Any]:
-    from noa_core.intake.fetch import fetch_source
-    from noa_core.intake.source import parse_source
-
-    settings = _settings(home)
-    spec = parse_source(source)
-    dest = settings.layout().ensure().drops / f"cicd-{run_id[:12]}"
-    if dest.exists() and any(dest.iterdir()):  # a task retry after a fetch that landed
-        import shutil
-
-        shutil.rmtree(dest)
-    fetched = fetch_source(spec, dest, settings.ingest)
-    head = fetched.head_commit
-    if commit and head and not head.startswith(commit.lower()):
-        raise BadInput(f"commit {commit[:12]} was requested but {source} is at {head[:12]}")
-    return {"source": str(spec), "kind": spec.kind, "tree": str(fetched.tree), "head_commit": head,
-            "commit": head or commit, "commit_verified": bool(head and commit) or (head is not None and not commit),
-            "files": fetched.files_total, "bytes": fetched.bytes_total}
-
-
-# ------------------------------------------------------------------------ validate
-def _schema_errors(manifest_path: Path) -> list[str]:
-    """Validate the raw YAML against ``schemas/noa.schema.json`` (the published contract)."""
-    import jsonschema
-    import yaml
-
-    from noa_core.manifest import SCHEMA_PATH
-
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema)
-    return [f"{'.'.join(str(p) for p in e.absolute_path) or '(document)'}: {e.message}"
-            for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))][:20]
-
-
-def _lint(tree: Path) -> dict[str, Any]:
-    from noa_core.swarm.python import find_ruff
-
-    ruff = find_ruff()
-    if ruff is None:
-        return {"status": "skipped", "reason": "skipped: ruff is not installed"}
-    if not any(tree.rglob("*.py")):
-        return {"status": "skipped", "reason": "skipped: no Python files to lint"}
-    argv = [ruff, "check", "--isolated", "--no-cache", "--select", BLOCKING_RUFF_RULES, "--output-format",
-            "json", "--exit-zero", "."]
-    proc = subprocess.run(argv, cwd=tree, capture_output=True, timeout=LINT_TIMEOUT_S, check=False,
-                          stdin=subprocess.DEVNULL)
-    try:
-        findings = json.loads(proc.stdout or b"[]")
-    except ValueError:
-        return {"status": "failed", "reason": f"ruff gave no JSON (exit {proc.returncode}): "
-                                              f"{proc.stderr.decode('utf-8', 'replace')[-300:]}"}
-    shown = [{"code": f.get("code"), "file": str(f.get("filename", "")).removeprefix(str(tree) + "/"),
-              "line": (f.get("location") or {}).get("row"), "message": f.get("message")} for f in findings[:20]]
-    return {"status": "failed" if findings else "passed", "findings": len(findings), "first": shown,
-            "rules": BLOCKING_RUFF_RULES}
-
-
-@task(name="cicd-validate", timeout_seconds=600)
-async def validate_task(tree: str) -> dict[str, Any]:
-    """Manifest (model + JSON schema) and blocking lint; ``{"status", "reason", ...}``."""
-    return await asyncio.to_thread(_validate, tree)
-
-
-def _validate(tree: str) -> dict[str, Any]:
-    from noa_core.manifest import MANIFEST_FILENAME, load_manifest
-
-    root = Path(tree)
-    path = root / MANIFEST_FILENAME
-    if not path.is_file():
-        return {"status": "failed", "reason": f"no {MANIFEST_FILENAME} (run `noa drop` to adapt the project)",
-                "manifest": None}
-    try:
-        manifest = load_manifest(path)
-    except NoaError as exc:
-        return {"status": "failed", "reason": exc.one_line(), "manifest": None}
-    schema = _schema_errors(path)
-    lint = _lint(root)
-    failed = []
-    if schema:
-        failed.append(f"schema: {schema[0]}")
-    if lint["status"] == "failed":
-        failed.append(f"lint: {lint.get('findings', 0)} blocking finding(s)" if "findings" in lint
-                      else f"lint: {lint['reason']}")
-    return {"status": "failed" if failed else "passed", "reason": "; ".join(failed),
-            "manifest": manifest.model_dump(mode="json"), "schema_errors": schema, "lint": lint}
 
 
 # ------------------------------------------------------------------------ build / test / deploy
@@ -304,34 +196,12 @@ async def _deploy(tree: str, env: str, home: str, app: str | None) -> dict[str, 
 
 
 # ------------------------------------------------------------------------ monitor
-def _endpoint_of(result: Mapping[str, Any]) -> str | None:
-    """The release's address from the deploy result: its public route (``url`` / ``route``)
-    when the deploy names one, else the promoted instance's own ``host:port``."""
-    release = result.get("release")
-    instance = result.get("instance")
-    for where in (result, release if isinstance(release, Mapping) else {},
-                  instance if isinstance(instance, Mapping) else {}):
-        for key in ("url", "public_url", "route", "endpoint"):
-            value = where.get(key)
-            if isinstance(value, str) and value:
-                return value if "://" in value else f"http://{value}"
-    return None
-
-
-async def _health_once(client: httpx.AsyncClient, url: str) -> tuple[bool, str]:
-    try:
-        resp = await client.get(url)
-    except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__}"
-    return resp.status_code < 400, f"HTTP {resp.status_code}"
-
-
 async def _monitor(deploy_stage: Mapping[str, Any], manifest: Mapping[str, Any], env: str, home: str, *,
                    window_s: float, interval_s: float, failures_allowed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = (deploy_stage.get("details") or {}).get("result") or {}
     app = str(result.get("app") or manifest.get("name") or "")
-    base = _endpoint_of(result)
+    base = endpoint_of(result)
     if window_s <= 0:
         return _skipped("monitor", "skipped: monitor window is 0 s")
     if base is None:
@@ -340,21 +210,8 @@ async def _monitor(deploy_stage: Mapping[str, Any], manifest: Mapping[str, Any],
     url = base.rstrip("/") + str(health.get("path") or "/health")
     timeout = float(health.get("timeout_s") or 2.0)
     logger = get_run_logger()
-    probes = fails = streak = 0
-    last = ""
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        deadline = time.monotonic() + window_s
-        while time.monotonic() < deadline:
-            ok, last = await _health_once(client, url)
-            probes += 1
-            if ok:
-                streak = 0
-            else:
-                fails += 1
-                streak += 1
-                if streak >= failures_allowed:
-                    break
-            await asyncio.sleep(interval_s)
+    probes, fails, streak, last = await watch_health(url, timeout=timeout, window_s=window_s, interval_s=interval_s,
+                                                     failures_allowed=failures_allowed)
     details: dict[str, Any] = {"url": url, "window_s": window_s, "probes": probes, "failures": fails, "last": last}
     if streak < failures_allowed:
         return _stage("monitor", "passed", t0, details)
