@@ -48,7 +48,7 @@ def _stop_deploy_supervisors(tmp_path_factory: pytest.TempPathFactory) -> Iterat
     base = Path(tmp_path_factory.getbasetemp())
     for info in base.glob("**/deploy/supervisor.json"):
         try:
-            from noa_core.deploy.supervisor import stop_supervisor
+            from noa_core.deploy.supervisor_client import stop_supervisor
 
             stop_supervisor(info.parent.parent)
         except Exception:  # noqa: BLE001 - best effort at session end

@@ -122,7 +122,8 @@ def cleanup_home(home: Path) -> None:
     import json as _json
 
     from noa_core.deploy.processes import MARKER_ENV
-    from noa_core.deploy.supervisor import _kill_group, deploy_dir, stop_supervisor
+    from noa_core.deploy.supervisor_client import stop_supervisor
+    from noa_core.deploy.supervisor_common import deploy_dir, kill_group
 
     stop_supervisor(home)
     d = deploy_dir(home)
@@ -131,10 +132,10 @@ def cleanup_home(home: Path) -> None:
         data = _json.loads(state.read_text())
         for pid in data.get("caddy_pids") or []:
             for cfg in ("edge.json", "router.json"):
-                _kill_group(int(pid), str(d / cfg))
+                kill_group(int(pid), str(d / cfg))
         for iid, inst in (data.get("instances") or {}).items():
             if inst.get("pid"):
-                _kill_group(int(inst["pid"]), f"{MARKER_ENV}={iid}")
+                kill_group(int(inst["pid"]), f"{MARKER_ENV}={iid}")
 
 
 def body_of(url: str) -> str:

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from noa_core.apps.registry import AppRegistry, parse_spec
 from noa_core.apps.switch import SwitchController
 from noa_core.config import NoaSettings
-from noa_core.deploy.supervisor import ensure_supervisor
+from noa_core.deploy.supervisor_client import ensure_supervisor
 
 EXTERNAL = r'''
 import sys, time

@@ -104,7 +104,7 @@ SERVICE = {"noa.yaml": SERVICE_MANIFEST, "app.py": SERVICE_APP.format(healthy_fo
 def service_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
     yield home
-    from noa_core.deploy.supervisor import (
+    from noa_core.deploy.supervisor_client import (
         stop_supervisor,  # the deploy target's processes and Caddy
     )
 

@@ -169,7 +169,7 @@ def test_flow_runs_are_named_from_their_parameters(prefect_api_url: str, tmp_pat
     from flows.app_switch import app_switch
     from flows.backup import backup, cleanup, forget, restore, verify
     from flows.deploy import deploy, rollback
-    from noa_core.deploy.supervisor import stop_supervisor
+    from noa_core.deploy.supervisor_client import stop_supervisor
 
     home, repo = str(tmp_path / "home"), str(tmp_path / "backups" / "offsite")
     src = write_tree(tmp_path / "site-data", {"a.txt": "a\n"})

@@ -13,7 +13,7 @@ import pytest
 from deploy_helpers import body_of, cleanup_home, deploy, failed_share, load, make_app
 
 from noa_core.deploy.run import rollback_app
-from noa_core.deploy.supervisor import ensure_supervisor
+from noa_core.deploy.supervisor_client import ensure_supervisor
 
 
 @pytest.fixture

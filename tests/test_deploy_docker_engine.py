@@ -34,7 +34,7 @@ from noa_core.deploy.docker_target import (
     remove_images,
 )
 from noa_core.deploy.run import rollback_app
-from noa_core.deploy.supervisor import ensure_supervisor
+from noa_core.deploy.supervisor_client import ensure_supervisor
 
 _ENGINE = DockerTarget().availability()
 pytestmark = pytest.mark.skipif(not _ENGINE.ok, reason=f"no Docker engine (scripts/dockerd.sh start): {_ENGINE.reason}")

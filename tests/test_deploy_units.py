@@ -185,7 +185,7 @@ def test_supervisor_whose_noa_home_is_deleted_exits_with_its_caddies(tmp_path: P
     import shutil
     import time
 
-    from noa_core.deploy.supervisor import ensure_supervisor
+    from noa_core.deploy.supervisor_client import ensure_supervisor
 
     home = tmp_path / "home"
     client = ensure_supervisor(home)

@@ -38,9 +38,9 @@ def _emit(data: Any, as_json: bool) -> bool:
 def _route_info(home: Any, service: str) -> dict[str, Any] | None:
     """The service's route in the running supervisor (None when no supervisor runs: nothing is started)."""
     from noa_core.apps.switch import route_of
-    from noa_core.deploy.supervisor import _read_client
+    from noa_core.deploy.supervisor_client import read_client
 
-    c = _read_client(home)
+    c = read_client(home)
     if c is None:
         return None
     r = c.call("status")["routes"].get(route_of(service))

@@ -150,9 +150,9 @@ def register(app: typer.Typer) -> None:
     @sup.command("status")
     def sup_status(home: cli.HomeOption = None, as_json: cli.JsonOption = False) -> None:
         """Routes, instances and Caddy processes; exit 1 when no supervisor runs."""
-        from noa_core.deploy.supervisor import _read_client
+        from noa_core.deploy.supervisor_client import read_client
 
-        c = _read_client(cli._settings(home).home)
+        c = read_client(cli._settings(home).home)
         if c is None:
             cli._error_line("no deploy supervisor running for this NOA_HOME")
             raise typer.Exit(1)
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
         """Stop the supervisor, its Caddy and its apps (local apps restart with the next supervisor;
         this home's Docker containers are removed)."""
         from noa_core.deploy.docker_target import remove_containers
-        from noa_core.deploy.supervisor import stop_supervisor
+        from noa_core.deploy.supervisor_client import stop_supervisor
         from noa_core.errors import NoaError
 
         settings = cli._settings(home)

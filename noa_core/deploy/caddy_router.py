@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from noa_core.deploy.interface import TrafficRouter, Upstream, UpstreamCounts
-from noa_core.deploy.supervisor import SupervisorClient, ensure_supervisor
+from noa_core.deploy.supervisor_client import SupervisorClient, ensure_supervisor
 
 __all__ = ["CaddyRouter"]
 

@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 
 from noa_core.deploy.interface import DeployTarget, HealthResult, Instance, InstanceStatus, Release
-from noa_core.deploy.supervisor import SupervisorClient, ensure_supervisor
+from noa_core.deploy.supervisor_client import SupervisorClient, ensure_supervisor
 
 __all__ = ["LocalTarget", "http_health"]
 

