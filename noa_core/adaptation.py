@@ -1,4 +1,5 @@
-"""Adaptation: turn what the analyzers found into a ``noa.yaml`` (a source's own wins)."""
+"""Adaptation: name the dropped project and turn what the analyzers found into a ``noa.yaml``
+(a source's own wins)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from noa_core.analysis.interface import AnalyzerResult, analyzer_data as _data
 from noa_core.manifest import MANIFEST_FILENAME, NoaManifest, dump_manifest, load_manifest
+from noa_core.pyenv._files import DeclarationError
+from noa_core.pyenv.pyproject_meta import load_pyproject
 
 _LANGUAGES = {"python": "python", "rust": "rust", "go": "go", "javascript": "javascript", "typescript": "javascript"}
 
@@ -27,6 +30,28 @@ def source_manifest(tree: Path) -> NoaManifest | None:
 
         raise ManifestError(f"{MANIFEST_FILENAME}: must be a regular file, not a symlink")
     return load_manifest(path) if path.is_file() else None
+
+
+def pyproject_name_version(tree: Path) -> tuple[str | None, str | None]:
+    """``[project] name`` and ``version`` of the tree's ``pyproject.toml`` (read with the hostile-tree
+    guards); None for what is missing, not a string, or unreadable."""
+    try:
+        pyproject = load_pyproject(tree)
+    except DeclarationError:
+        return None, None
+    project = pyproject.project if pyproject is not None else {}
+    name, version = project.get("name"), project.get("version")
+    return (name if isinstance(name, str) else None), (version if isinstance(version, str) else None)
+
+
+def project_identity(tree: Path, name_hint: str, version_hint: str | None) -> tuple[str, str | None]:
+    """The project's (name, version): its ``noa.yaml`` first, then ``pyproject.toml``, then what the
+    source says (a bad ``noa.yaml`` raises ManifestError: exit 2)."""
+    manifest = source_manifest(tree)
+    py_name, py_version = pyproject_name_version(tree)
+    name = project_slug((manifest.name if manifest else None) or py_name or name_hint)
+    version = (manifest.version if manifest else None) or py_version or version_hint
+    return name, version
 
 
 def generate_manifest(project: str, results: Mapping[str, AnalyzerResult], version: str | None = None) -> NoaManifest:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from noa_core.adaptation import adapt, project_slug, source_manifest
+from noa_core.adaptation import adapt, project_identity
 from noa_core.analysis.confidence import Calibration, score_confidence
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.config import NoaSettings
@@ -42,25 +41,11 @@ def new_drop_id(spec: SourceSpec) -> str:
     return make_drop_id(name or spec.kind)
 
 
-def _pyproject_name_version(tree: Path) -> tuple[str | None, str | None]:
-    path = tree / "pyproject.toml"
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > 1_000_000:
-        return None, None
-    try:
-        project = tomllib.loads(path.read_text(errors="replace")).get("project", {})
-    except tomllib.TOMLDecodeError:
-        return None, None
-    name, version = project.get("name"), project.get("version")
-    return (name if isinstance(name, str) else None), (version if isinstance(version, str) else None)
-
-
 @task(name="identify-project", cache_policy=NO_CACHE)
 def identify_project_task(settings: NoaSettings, fetched: FetchedSource) -> dict[str, Any]:
     """Name the project (noa.yaml > pyproject > source) and find it among known projects."""
-    manifest = source_manifest(fetched.tree)  # a bad noa.yaml stops the drop here: exit 2
-    py_name, py_version = _pyproject_name_version(fetched.tree)
-    name = project_slug((manifest.name if manifest else None) or py_name or fetched.name_hint)
-    version = (manifest.version if manifest else None) or py_version or fetched.spec.version
+    # a bad noa.yaml stops the drop here: exit 2
+    name, version = project_identity(fetched.tree, fetched.name_hint, fetched.spec.version)
     known = open_registry(settings).find_project(name=name, root_commits=fetched.root_commits)
     if known is not None:
         name = known.name  # a fork or mirror found by its root commit keeps the workspace's name
