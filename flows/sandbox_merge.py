@@ -22,12 +22,12 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 
 from flows.merge_queue import drop_verdicts, held_summary, hold_failing_drops
+from noa_core import results
 from noa_core.config import NoaSettings
 from noa_core.observability.logs import logs_in_home
 from noa_core.sandbox.conflicts import ConflictReport
@@ -139,10 +139,21 @@ def _conflict_verdicts(plan: MergePlan, check: ConflictReport, suggestion: str |
     return verdicts
 
 
+def _report(report: MergeReport) -> results.MergeReport:
+    """The flow's result: the merge domain's report as the typed model."""
+    return results.MergeReport.from_domain(report)
+
+
 @flow(name="sandbox_merge", flow_run_name=_merge_run_name, log_prints=False)
 @logs_in_home
-def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -> dict[str, Any]:
-    """Merge the drops of sandboxes A, B, C (default: those ahead of D) into D; failing drops stay held."""
+def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -> results.MergeReport:
+    """Merge the drops of sandboxes A, B, C (default: those ahead of D) into D; failing drops stay held.
+
+    Needs drops landed in the sandboxes (``code_drop``). A conflict or failed validation is an
+    outcome, not an error (D unchanged). Raises :class:`~noa_core.errors.BadInput` for an unknown
+    sandbox name (or D), and :class:`~noa_core.sandbox.merge.MergeRolledBack` (its ``report``
+    the MergeReport) when the merge broke off and D was put back.
+    """
     logger = get_run_logger()
     parse_requested(sandboxes)  # unknown names and D are refused before anything runs
     settings = _settings(home)
@@ -195,8 +206,8 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
 
         if not plan.to_merge:
             asked = ", ".join(plan.requested)
-            return finish("nothing to merge", f"Nothing to merge: {asked} {'is' if len(plan.requested) == 1 else 'are'}"
-                          " not ahead of D.", {}).as_dict()
+            return _report(finish("nothing to merge", f"Nothing to merge: {asked} "
+                                  f"{'is' if len(plan.requested) == 1 else 'are'} not ahead of D.", {}))
 
         t = time.perf_counter()
         check = conflict_check_task(settings, plan)
@@ -206,8 +217,8 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
             pairs = sorted({" x ".join(c.sandboxes) for c in check.conflicts})
             message = (f"Refused: {len(check.conflicts)} conflicting file{'s' if len(check.conflicts) != 1 else ''} "
                        f"({'; '.join(pairs)}); nothing was merged and D is unchanged.")
-            return finish("conflict", message, _conflict_verdicts(plan, check, suggestion), check=check,
-                          suggestion=suggestion).as_dict()
+            return _report(finish("conflict", message, _conflict_verdicts(plan, check, suggestion), check=check,
+                                  suggestion=suggestion))
 
         t = time.perf_counter()
         units = list_drops_task(settings, plan)
@@ -243,8 +254,8 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                            "nothing can be held to make it pass.")
                     message = (f"Refused: the integration of {', '.join(plan.to_merge)} fails the tests of "
                                f"{', '.join(failing)}; D is unchanged. {why}")
-                    return finish("validation failed", message, verdicts, check=check, candidate=candidate.commit,
-                                  validation=validation, culprit=culprit).as_dict()
+                    return _report(finish("validation failed", message, verdicts, check=check,
+                                          candidate=candidate.commit, validation=validation, culprit=culprit))
                 unpin(repo.git, pin_ref)
                 candidate, validation = held_out.candidate, held_out.validation
                 pin_ref = pin(repo.git, candidate.commit, "merge")
@@ -281,8 +292,9 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                     message = f"Refused: {exc.one_line()}"
                     verdicts = {n: Verdict("not merged", "D moved while the merge ran; merge again")
                                 for n in plan.to_merge}
-                    return finish("concurrent update", message, verdicts, check=check, candidate=candidate.commit,
-                                  validation=validation, head_after=repo.head(Sandbox.D)).as_dict()
+                    return _report(finish("concurrent update", message, verdicts, check=check,
+                                          candidate=candidate.commit, validation=validation,
+                                          head_after=repo.head(Sandbox.D)))
                 by = ("nothing had moved" if not d_moved else
                       "the rollback hooks" if not restored else
                       "the rollback hooks and the journal" if head_now == plan.d_head else
@@ -296,7 +308,7 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 report = finish("rolled back", message, verdicts, check=check, candidate=candidate.commit,
                                 validation=validation, head_after=repo.head(Sandbox.D))
                 error = MergeRolledBack(message)
-                error.report = report.as_dict()  # type: ignore[attr-defined]
+                error.report = results.MergeReport.from_domain(report)  # type: ignore[attr-defined]
                 raise error from exc
             MergeJournal(repo).clear()  # the commit point: from here on the merge stands
             timings["integrate"] = time.perf_counter() - t
@@ -319,6 +331,6 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
         if held:
             culprit = (tuple(n for n in plan.to_merge if any(h.unit.sandbox == n for h in held)),
                        "; ".join(dict.fromkeys(h.reason for h in held)))
-        return finish("partially merged" if held else "merged", message, verdicts, check=check, merged=True,
-                      head_after=candidate.commit, candidate=candidate.commit, validation=validation,
-                      culprit=culprit).as_dict()
+        return _report(finish("partially merged" if held else "merged", message, verdicts, check=check,
+                              merged=True, head_after=candidate.commit, candidate=candidate.commit,
+                              validation=validation, culprit=culprit))

@@ -15,7 +15,7 @@ name - ``flows.code_drop`` is the module - so ``flows`` cannot also export the f
 flow                     returns               what it does
 =======================  ====================  ===================================================
 code_drop                DropReport            fetch, analyse, score, adapt, sandbox, validate
-sandbox_merge            dict (MergeReport)    merge sandboxes into D when all of it passes
+sandbox_merge            MergeReport           merge sandboxes into D; failing drops stay held
 swarm                    dict (SwarmReport)    the project's tests by language swarms, sharded
 unified_workflow         WorkflowReport        the seven stages behind their gates
 noa_pipeline             PipelineReport        drop -> merge -> swarm -> seven stages -> deploy
@@ -81,7 +81,27 @@ if TYPE_CHECKING:
     from flows.swarm import swarm
     from flows.unified_workflow import unified_workflow
     from flows.workspace import workspace_maintenance
-    from noa_core.results import *  # noqa: F403
+    from noa_core.results import (
+        AnalyzerStatus,
+        BackupReport,
+        CicdReport,
+        CleanupReport,
+        DeployReport,
+        DropReport,
+        ErrorHandlingReport,
+        FlowResult,
+        ForgetReport,
+        MergeReport,
+        PipelineReport,
+        RestoreReport,
+        RollbackReport,
+        StageReport,
+        SwitchReport,
+        TestsSummary,
+        VerifyReport,
+        WorkflowReport,
+        WorkspaceReport,
+    )
 
 #: public name -> the module that defines it
 _FLOWS: dict[str, str] = {
@@ -94,11 +114,17 @@ _FLOWS: dict[str, str] = {
     **{f"{s}_stage": "flows.stages" for s in ("analysis", "testing", "performance", "security", "build", "staging",
                                               "production")},
 }
-_RESULTS = ("AnalyzerStatus", "BackupReport", "CicdReport", "CleanupReport", "DeployReport", "DropReport",
-            "ErrorHandlingReport", "FlowResult", "ForgetReport", "PipelineReport", "RestoreReport", "RollbackReport",
-            "StageReport", "SwitchReport", "TestsSummary", "VerifyReport", "WorkflowReport", "WorkspaceReport")
-
-__all__ = sorted([*_FLOWS, *_RESULTS])
+__all__ = [
+    "AnalyzerStatus", "BackupReport", "CicdReport", "CleanupReport", "DeployReport", "DropReport",
+    "ErrorHandlingReport", "FlowResult", "ForgetReport", "MergeReport", "PipelineReport", "RestoreReport",
+    "RollbackReport", "StageReport", "SwitchReport", "TestsSummary", "VerifyReport", "WorkflowReport",
+    "WorkspaceReport", "analysis_stage", "app_switch", "backup", "build_stage", "cicd_pipeline",
+    "cleanup", "code_drop", "deploy", "error_handling", "forget", "noa_pipeline",
+    "performance_stage", "production_stage", "restore", "rollback", "run_in_process", "run_pipeline",
+    "sandbox_merge", "security_stage", "staging_stage", "swarm", "testing_stage", "unified_workflow",
+    "verify", "workspace_maintenance",
+]
+_RESULTS = frozenset(__all__) - set(_FLOWS)
 
 
 def __getattr__(name: str) -> Any:

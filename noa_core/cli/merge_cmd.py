@@ -20,6 +20,7 @@ from rich.table import Table
 
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
+from noa_core.results import MergeReport
 
 HomeOption = Annotated[Path | None, typer.Option("--home", envvar="NOA_HOME", help="NOA_HOME (default ./.noa)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
@@ -104,7 +105,7 @@ def merge(
         requested, _explicit = parse_requested(sandboxes)
     except BadInput as exc:
         raise _error_exit(exc.one_line(), 2) from None
-    report: dict[str, Any] | None = None
+    report: MergeReport | None = None
     ui_url = ""
     try:
         from noa_core.cli.connect import connect_prefect
@@ -125,7 +126,7 @@ def merge(
         raise _error_exit(exc.one_line(), exc.exit_code) from None
     assert report is not None
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(MergeReport.model_validate(report).model_dump_json(indent=2))
     else:
         _print_merge(report, Console())
         if report.get("flow_run_id") and ui_url:

@@ -26,6 +26,7 @@ from noa_core.results.drop import (
     DropReport,
     TestsSummary,
 )
+from noa_core.results.merge import MergeReport
 from noa_core.results.pipeline import PipelineReport
 from noa_core.results.stages import (
     ErrorHandlingReport,
@@ -50,6 +51,7 @@ __all__ = [
     "FlowResult",
     "ForgetReport",
     "GateReport",
+    "MergeReport",
     "PipelineReport",
     "PruneReport",
     "RestoreReport",
