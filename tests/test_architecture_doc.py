@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "architecture.md"
-ROOTS = ("noa_core", "flows", "tasks", "blocks", "deployments")
+ROOTS = ("noa_core", "noa", "flows", "tasks", "blocks", "deployments")
 PATH = re.compile(r"`((?:%s)(?:/[\w.]+)*/?)(?::(\w+))?`" % "|".join(ROOTS))
 
 
