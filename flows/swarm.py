@@ -42,6 +42,7 @@ from prefect import flow, get_run_logger
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput
 from noa_core.observability.logs import logs_in_home
+from noa_core.results import SwarmSummary
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.python import PythonToolchain, project_name
 from noa_core.swarm.summary import (
@@ -333,10 +334,16 @@ def _master_run_name() -> str:
 async def swarm(project_dir: str, languages: list[str] | None = None, shards: int = 2, home: str | None = None,
                 mode: str = "embedded", reuse: bool = True, project: str | None = None,
                 pickup_timeout_s: float = 120.0, timeout_s: float = 3600.0, resubmits: int = 1,
-                pool_type: str = "process") -> dict[str, Any]:
+                pool_type: str = "process") -> SwarmSummary:
     """Master: share knowledge (hive) -> distribute to the language swarms (concurrently; in
     process, or to work pools with ``mode="distributed"``; ``pool_type="docker"`` puts the
-    Python swarm on the docker pool) -> aggregate -> hive + artifacts."""
+    Python swarm on the docker pool) -> aggregate -> hive + artifacts.
+
+    Distributed mode needs workers on the swarm work pools (``noa swarm up``); a swarm nobody
+    picks up in ``pickup_timeout_s`` is reported failed. Failed tests are an outcome
+    (``status`` failed), not an error; raises :class:`~noa_core.errors.BadInput` for a bad
+    mode, pool type, shard count or language.
+    """
     t0 = time.perf_counter()
     if mode not in MODES:
         raise BadInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -365,10 +372,10 @@ async def swarm(project_dir: str, languages: list[str] | None = None, shards: in
     summary = aggregate_reports(list(reports), project=name, project_dir=str(tree),
                                 content=knowledge["content_hash"], mode=mode, knowledge=knowledge,
                                 seconds=time.perf_counter() - t0, run_id=run_id)
-    return await publish_task(settings, run_id, summary)
+    return SwarmSummary.model_validate(await publish_task(settings, run_id, summary))
 
 
-def run_swarm(**parameters: Any) -> dict[str, Any]:
+def run_swarm(**parameters: Any) -> SwarmSummary:
     """Run the master flow from sync code (the CLI, tests, bench), without flow heartbeats."""
     from flows.runtime import in_process_run
 

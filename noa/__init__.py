@@ -16,7 +16,7 @@ flow                     returns               what it does
 =======================  ====================  ===================================================
 code_drop                DropReport            fetch, analyse, score, adapt, sandbox, validate
 sandbox_merge            MergeReport           merge sandboxes into D; failing drops stay held
-swarm                    dict (SwarmReport)    the project's tests by language swarms, sharded
+swarm                    SwarmSummary          the project's checks by language swarms, sharded
 unified_workflow         WorkflowReport        the seven stages behind their gates
 noa_pipeline             PipelineReport        drop -> merge -> swarm -> seven stages -> deploy
 cicd_pipeline            CicdReport            one commit: validate, build, test, deploy, monitor
@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         RestoreReport,
         RollbackReport,
         StageReport,
+        SwarmSummary,
         SwitchReport,
         TestsSummary,
         VerifyReport,
@@ -117,7 +118,7 @@ _FLOWS: dict[str, str] = {
 __all__ = [
     "AnalyzerStatus", "BackupReport", "CicdReport", "CleanupReport", "DeployReport", "DropReport",
     "ErrorHandlingReport", "FlowResult", "ForgetReport", "MergeReport", "PipelineReport", "RestoreReport",
-    "RollbackReport", "StageReport", "SwitchReport", "TestsSummary", "VerifyReport", "WorkflowReport",
+    "RollbackReport", "StageReport", "SwarmSummary", "SwitchReport", "TestsSummary", "VerifyReport", "WorkflowReport",
     "WorkspaceReport", "analysis_stage", "app_switch", "backup", "build_stage", "cicd_pipeline",
     "cleanup", "code_drop", "deploy", "error_handling", "forget", "noa_pipeline",
     "performance_stage", "production_stage", "restore", "rollback", "run_in_process", "run_pipeline",

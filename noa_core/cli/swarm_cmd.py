@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
         except NoaError as exc:
             raise cli._fail(exc) from None
         if as_json:
-            typer.echo(json.dumps(summary, indent=2))
+            typer.echo(summary.model_dump_json(indent=2))
         else:
             _print_summary(summary, Console())
         raise typer.Exit(1 if summary["status"] == "failed" else 0)

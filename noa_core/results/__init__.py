@@ -34,6 +34,7 @@ from noa_core.results.stages import (
     StageReport,
     WorkflowReport,
 )
+from noa_core.results.swarm import SwarmSummary
 from noa_core.results.workspace import WorkspaceReport
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "RollbackReport",
     "SnapshotInfo",
     "StageReport",
+    "SwarmSummary",
     "SwitchReport",
     "SwitchStep",
     "TestsSummary",
