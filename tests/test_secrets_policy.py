@@ -22,7 +22,7 @@ except ImportError:  # tests/ turned into a package
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.analysis.secret_policy import KNOWN_TYPES
 from noa_core.analysis.secrets_scan import SecretsAnalyzer
-from noa_core.analysis.test_paths import why_test_file
+from noa_core.sourcetree.test_paths import why_test_file
 from noa_core.manifest import GatesConfig
 from noa_core.stages.gates import security_gate
 from noa_core.stages.security import security_checks

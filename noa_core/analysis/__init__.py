@@ -5,7 +5,7 @@ Built-in analyzers, in report order (see :func:`.registry.default_analyzers`):
 ``licence``, ``secrets`` (module ``secrets_scan``), ``sast``, ``complexity``,
 ``vulnerabilities``. :mod:`.confidence` turns their results into a score.
 
-Modules starting with ``_`` are shared helpers: safe read-only access to a received tree
-(``_fs``), manifest parsing without execution (``_manifests``), file classification
-(``_classify``), licence fingerprints (``_spdx``) and tool subprocesses (``_proc``).
+Modules starting with ``_`` are shared helpers: manifest parsing without execution
+(``_manifests``), file classification (``_classify``), licence fingerprints (``_spdx``) and tool
+subprocesses (``_proc``). Safe read-only access to a received tree is :mod:`noa_core.sourcetree`.
 """

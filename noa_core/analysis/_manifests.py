@@ -18,7 +18,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 
 MANIFEST_LIMIT = 2 * 1024 * 1024
 
@@ -28,11 +28,11 @@ class ManifestError(Exception):
 
 
 def exists(tree: Path, rel: str) -> bool:
-    return _fs.is_regular(tree, rel)
+    return safe_fs.is_regular(tree, rel)
 
 
 def read(tree: Path, rel: str) -> str:
-    data = _fs.read_bytes(tree, rel, MANIFEST_LIMIT + 1)
+    data = safe_fs.read_bytes(tree, rel, MANIFEST_LIMIT + 1)
     if len(data) > MANIFEST_LIMIT:
         raise ManifestError(f"{rel}: larger than {MANIFEST_LIMIT} bytes")
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis.interface import AnalyzerResult
 
@@ -183,10 +183,10 @@ class BuildSystemAnalyzer:
 
 
 def _go_has_main(tree: Path) -> bool:
-    for entry in _fs.walk(tree).source_files():
+    for entry in safe_fs.walk(tree).source_files():
         if entry.suffix == ".go" and not entry.name.endswith("_test.go"):
             try:
-                head = _fs.read_bytes(tree, entry.rel, 8192)
+                head = safe_fs.read_bytes(tree, entry.rel, 8192)
             except OSError:
                 continue
             if b"package main" in head:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Iterator
 
-from noa_core.analysis import _classify, _fs
+from noa_core.analysis import _classify
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis.interface import AnalyzerResult, Finding
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -91,7 +92,7 @@ class ComplexityAnalyzer:
         from radon.complexity import cc_rank
         from radon.metrics import mi_rank
 
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         files = [f for f in listing.source_files() if f.suffix == ".py"]
         files = [f for f in files if not _classify.generated_reason(f.name, None)]
         if not files:
@@ -115,7 +116,7 @@ class ComplexityAnalyzer:
                 too_large.append(f.rel)
                 continue
             try:
-                source = _fs.read_text(tree, f.rel, MAX_FILE_BYTES)
+                source = safe_fs.read_text(tree, f.rel, MAX_FILE_BYTES)
                 blocks, mi = _measure(source, with_mi=f.size <= MI_MAX_BYTES)
             except (SyntaxError, ValueError, RecursionError, MemoryError, OSError, TypeError):
                 failed += 1

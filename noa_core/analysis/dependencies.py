@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis.interface import AnalyzerResult
 
@@ -95,8 +95,8 @@ def _add_pep508(out: Collected, items: Any, group: str, source: str) -> None:
 
 # -- Python ------------------------------------------------------------------------
 
-def collect_python(tree: Path, listing: _fs.Listing | None = None) -> Collected:
-    listing = listing or _fs.walk(tree)
+def collect_python(tree: Path, listing: safe_fs.Listing | None = None) -> Collected:
+    listing = listing or safe_fs.walk(tree)
     out = Collected()
     static_project = False
     dynamic_deps = False
@@ -264,8 +264,8 @@ def _pkg_info(tree: Path, out: Collected) -> bool:
     return True
 
 
-def _requirement_files(listing: _fs.Listing) -> list[str]:
-    def is_requirements(f: _fs.FileEntry) -> bool:
+def _requirement_files(listing: safe_fs.Listing) -> list[str]:
+    def is_requirements(f: safe_fs.FileEntry) -> bool:
         if len(f.parts) == 1:
             return bool(_REQ_FILE.match(f.name))
         return len(f.parts) == 2 and f.parts[0] in REQUIREMENTS_DIRS and f.suffix in (".txt", ".in")
@@ -454,7 +454,7 @@ class DependenciesAnalyzer:
     version = "1"
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         collected = {
             "python": collect_python(tree, listing),
             "javascript": collect_javascript(tree),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _classify, _fs
+from noa_core.analysis import _classify
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis.interface import AnalyzerResult
 
 HEAD_BYTES = 4096
@@ -25,7 +26,7 @@ class LanguagesAnalyzer:
         self.max_listed_files = max_listed_files
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         by_bytes: dict[str, int] = {}
         by_files: dict[str, int] = {}
         kinds: dict[str, str] = {}
@@ -41,7 +42,7 @@ class LanguagesAnalyzer:
             head: bytes | None = None
             if lang is None or lang.kind in ("programming", "markup", "data"):
                 try:
-                    head = _fs.read_bytes(tree, entry.rel, HEAD_BYTES)
+                    head = safe_fs.read_bytes(tree, entry.rel, HEAD_BYTES)
                 except OSError:
                     head = None
             if _classify.generated_reason(entry.name, head):
@@ -49,7 +50,7 @@ class LanguagesAnalyzer:
                 if len(generated_examples) < 20:
                     generated_examples.append(entry.rel)
                 continue
-            if lang is None and head and not _fs.is_binary(head):
+            if lang is None and head and not safe_fs.is_binary(head):
                 first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace")
                 lang = _classify.language_from_shebang(first_line)
             if lang is None:

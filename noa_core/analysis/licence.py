@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis import _spdx
 from noa_core.analysis.interface import AnalyzerResult, Finding
@@ -35,7 +35,7 @@ class LicenceAnalyzer:
     version = "1"
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         problems: list[str] = []
         metadata: list[Evidence] = []
         named_files: list[str] = []
@@ -113,7 +113,7 @@ class LicenceAnalyzer:
     # -- licence files ----------------------------------------------------------------
 
     @staticmethod
-    def _files(tree: Path, listing: _fs.Listing, named: list[str]) -> list[Evidence]:
+    def _files(tree: Path, listing: safe_fs.Listing, named: list[str]) -> list[Evidence]:
         candidates: list[str] = []
         for f in listing.source_files():
             at_root = len(f.parts) == 1 and LICENCE_FILE.match(f.name)
@@ -121,12 +121,12 @@ class LicenceAnalyzer:
             if at_root or reuse:
                 candidates.append(f.rel)
         for rel in named:
-            if rel not in candidates and _fs.is_regular(tree, rel):
+            if rel not in candidates and safe_fs.is_regular(tree, rel):
                 candidates.append(rel)
         out: list[Evidence] = []
         for rel in candidates:
             try:
-                text = _fs.read_text(tree, rel, TEXT_LIMIT)
+                text = safe_fs.read_text(tree, rel, TEXT_LIMIT)
             except OSError:
                 continue
             ids = _spdx.identify_text(text)

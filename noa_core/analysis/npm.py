@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis.interface import AnalyzerResult, Finding
 from noa_core.config import NoaSettings
 from noa_core.integrations.npm_registry import NpmRegistry, PackageInfo, valid_name, valid_version
@@ -63,7 +63,7 @@ class Lock:
 
 
 def _read(tree: Path, rel: str, limit: int) -> str:
-    data = _fs.read_bytes(tree, rel, limit + 1)
+    data = safe_fs.read_bytes(tree, rel, limit + 1)
     if len(data) > limit:
         raise LockError(f"{rel}: larger than {limit} bytes")
     return data.decode("utf-8-sig", errors="replace")
@@ -183,7 +183,7 @@ def read_lock(tree: Path) -> tuple[Lock | None, list[str]]:
     """The first lock file found (npm, then yarn, then pnpm) and the problems met."""
     problems: list[str] = []
     for rel in ("npm-shrinkwrap.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml"):
-        if not _fs.is_regular(tree, rel):
+        if not safe_fs.is_regular(tree, rel):
             continue
         try:
             if rel.endswith(".json"):
@@ -266,7 +266,7 @@ class NpmAnalyzer:
 
     def analyze(self, tree: Path) -> AnalyzerResult:
         t0 = time.perf_counter()
-        if not _fs.is_regular(tree, "package.json"):
+        if not safe_fs.is_regular(tree, "package.json"):
             return AnalyzerResult(self.name, "skipped", "skipped: no package.json")
         try:
             pkg = json.loads(_read(tree, "package.json", MANIFEST_LIMIT))

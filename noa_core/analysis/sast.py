@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _fs, _proc
+from noa_core.analysis import _proc
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis.interface import AnalyzerError, AnalyzerResult, Finding, Severity
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -45,7 +46,7 @@ class SastAnalyzer:
         self.timeout = timeout
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         python = [f for f in listing.files if f.suffix in (".py", ".pyw")]
         vendored = sum(1 for f in python if f.vendored)
         too_large = [f.rel for f in python if not f.vendored and f.size > MAX_FILE_BYTES]
@@ -66,7 +67,7 @@ class SastAnalyzer:
         for issue in results:
             rel = _relative(root, str(issue.get("filename", "")))
             rule = str(issue.get("test_id", "?"))
-            if rule == "B101" and _fs.is_test_file(rel):
+            if rule == "B101" and safe_fs.is_test_file(rel):
                 suppressed += 1
                 continue
             severity = SEVERITY.get((str(issue.get("issue_severity", "")).upper(),

@@ -22,7 +22,7 @@ A JWT is a bearer credential (service keys of several platforms are long-lived J
 but JWT libraries carry sample tokens in their tests, and the issuer is unknown: medium
 in shipped code, low in tests. A detector this table does not know yet counts as
 ``provider`` (the safe side). Test files and fixtures are recognised by
-:mod:`noa_core.analysis.test_paths`.
+:mod:`noa_core.sourcetree.test_paths`.
 
 The security gate (:func:`noa_core.stages.gates.security_gate`) counts a secrets finding
 as a *committed secret* when it is at least ``medium`` and not ``allowed``; ``low`` and
@@ -57,7 +57,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from noa_core.analysis.test_paths import why_test_file
+from noa_core.sourcetree.test_paths import why_test_file
 from noa_core.manifest import SECRET_TYPES
 
 __all__ = ["KNOWN_TYPES", "PROVIDER_TYPES", "TOKEN_TYPES", "WEAK_TYPES", "AllowRule", "Baseline",

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from noa_core.analysis import _fs, _proc
+from noa_core.analysis import _proc
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis.interface import AnalyzerError, AnalyzerResult, Finding
 from noa_core.analysis.secret_policy import AllowRule, Baseline, is_committed_secret, judge, parse_baseline
 from noa_core.errors import ManifestError
@@ -52,7 +53,7 @@ class SecretsAnalyzer:
     def analyze(self, tree: Path) -> AnalyzerResult:
         if not _detect_secrets_available():
             return AnalyzerResult(self.name, "skipped", reason="detect-secrets is not installed")
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         to_scan: list[tuple[str, int]] = []
         too_large: list[str] = []
         unreadable: list[str] = []
@@ -62,11 +63,11 @@ class SecretsAnalyzer:
                 too_large.append(f.rel)
                 continue
             try:
-                head = _fs.read_bytes(tree, f.rel, HEAD_BYTES)
+                head = safe_fs.read_bytes(tree, f.rel, HEAD_BYTES)
             except OSError:
                 unreadable.append(f.rel)
                 continue
-            if _fs.is_binary(head):
+            if safe_fs.is_binary(head):
                 binary += 1
                 continue
             to_scan.append((f.rel, f.size))
@@ -167,9 +168,9 @@ def _project_policy(tree: Path) -> tuple[SecretsPolicyConfig, list[AllowRule], B
     scan itself goes on, so a broken allow-list can only make findings stricter."""
     notes: list[str] = []
     policy = SecretsPolicyConfig()
-    if _fs.is_regular(tree, MANIFEST_FILENAME):
+    if safe_fs.is_regular(tree, MANIFEST_FILENAME):
         try:
-            raw = _fs.read_bytes(tree, MANIFEST_FILENAME, MAX_MANIFEST_BYTES + 1)
+            raw = safe_fs.read_bytes(tree, MANIFEST_FILENAME, MAX_MANIFEST_BYTES + 1)
             policy = parse_manifest(raw.decode("utf-8", errors="replace")).security.secrets
         except OSError as exc:
             notes.append(f"noa.yaml allow-list not applied: cannot read: {exc}")
@@ -177,9 +178,9 @@ def _project_policy(tree: Path) -> tuple[SecretsPolicyConfig, list[AllowRule], B
             notes.append(f"noa.yaml allow-list not applied: {exc.one_line()}")
     rules = [AllowRule(e.path, e.type, e.reason, i) for i, e in enumerate(policy.allow)]
     baseline = None
-    if _fs.is_regular(tree, policy.baseline):
+    if safe_fs.is_regular(tree, policy.baseline):
         try:
-            raw = _fs.read_bytes(tree, policy.baseline, 8 * 1024 * 1024 + 1)
+            raw = safe_fs.read_bytes(tree, policy.baseline, 8 * 1024 * 1024 + 1)
             baseline = parse_baseline(raw, policy.baseline)
         except (OSError, ValueError) as exc:
             notes.append(f"baseline not applied: {exc}")

@@ -17,7 +17,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis.interface import AnalyzerResult
 
@@ -40,7 +40,7 @@ class TestsAnalyzer:
     __test__ = False  # not a pytest test class, whatever its name
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        listing = _fs.walk(tree)
+        listing = safe_fs.walk(tree)
         files = listing.source_files()
         problems: list[str] = []
         suites: list[dict[str, Any]] = []
@@ -71,7 +71,7 @@ class TestsAnalyzer:
 
     # -- Python -----------------------------------------------------------------------
 
-    def _python(self, tree: Path, files: tuple[_fs.FileEntry, ...],
+    def _python(self, tree: Path, files: tuple[safe_fs.FileEntry, ...],
                 problems: list[str]) -> dict[str, Any] | None:
         config_source, testpaths = _pytest_config(tree, problems)
         tests = [f for f in files if _is_python_test(f.name)]
@@ -83,7 +83,7 @@ class TestsAnalyzer:
         plain_functions = False
         for f in tests:
             try:
-                head = _fs.read_bytes(tree, f.rel, HEAD_BYTES)
+                head = safe_fs.read_bytes(tree, f.rel, HEAD_BYTES)
             except OSError:
                 continue
             uses_pytest = uses_pytest or bool(_IMPORTS_PYTEST.search(head))
@@ -120,7 +120,7 @@ class TestsAnalyzer:
     # -- Rust / JavaScript ---------------------------------------------------------------
 
     @staticmethod
-    def _rust(tree: Path, files: tuple[_fs.FileEntry, ...]) -> list[dict[str, Any]]:
+    def _rust(tree: Path, files: tuple[safe_fs.FileEntry, ...]) -> list[dict[str, Any]]:
         count = 0
         for f in files:
             if f.suffix != ".rs":
@@ -129,7 +129,7 @@ class TestsAnalyzer:
                 count += 1
                 continue
             try:
-                if _RUST_TEST.search(_fs.read_bytes(tree, f.rel, 1 << 20)):
+                if _RUST_TEST.search(safe_fs.read_bytes(tree, f.rel, 1 << 20)):
                     count += 1
             except OSError:
                 continue
@@ -138,7 +138,7 @@ class TestsAnalyzer:
         return [{"framework": "cargo", "path": ".", "command": ["cargo", "test"], "files": count}]
 
     @staticmethod
-    def _npm(tree: Path, files: tuple[_fs.FileEntry, ...],
+    def _npm(tree: Path, files: tuple[safe_fs.FileEntry, ...],
              problems: list[str]) -> dict[str, Any] | None:
         if not m.exists(tree, "package.json"):
             return None
@@ -198,14 +198,14 @@ def _ini_testpaths(cfg: Any, section: str) -> list[str]:
     return []
 
 
-def _test_roots(tests: list[_fs.FileEntry]) -> list[str]:
+def _test_roots(tests: list[safe_fs.FileEntry]) -> list[str]:
     """Shallowest ``tests``/``test`` directory holding each test file, else its directory."""
     roots: list[str] = []
     for f in tests:
         parts = f.parts[:-1]
         root = "."
         for i, part in enumerate(parts):
-            if part in _fs.TEST_DIR_NAMES:
+            if part in safe_fs.TEST_DIR_NAMES:
                 root = "/".join(parts[: i + 1])
                 break
         else:
@@ -221,7 +221,7 @@ def _test_roots(tests: list[_fs.FileEntry]) -> list[str]:
     return kept
 
 
-def _src_layout(tree: Path, files: tuple[_fs.FileEntry, ...]) -> str | None:
+def _src_layout(tree: Path, files: tuple[safe_fs.FileEntry, ...]) -> str | None:
     """``"src"`` when the importable code lives under src/ and not at the top level."""
     under_src = {f.parts[1] for f in files if len(f.parts) >= 3 and f.parts[0] == "src"
                  and f.parts[-1] == "__init__.py" and len(f.parts) == 3}

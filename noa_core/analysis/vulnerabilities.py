@@ -29,7 +29,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from noa_core.analysis import _fs, _proc
+from noa_core.analysis import _proc
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis.dependencies import collect_python, pinned_version
 from noa_core.analysis.interface import AnalyzerResult, Finding
@@ -85,7 +86,7 @@ class VulnerabilitiesAnalyzer:
         self.request_timeout = request_timeout
 
     def analyze(self, tree: Path) -> AnalyzerResult:
-        collected = collect_python(tree, _fs.walk(tree))
+        collected = collect_python(tree, safe_fs.walk(tree))
         locked, lock_problems = read_locks(tree)
         problems = collected.problems + lock_problems
         if not collected.deps and not locked:

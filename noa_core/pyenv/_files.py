@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 
 #: pyproject.toml, setup.cfg, setup.py, tox.ini and requirement files.
 MAX_DECLARATION_BYTES = 1024 * 1024
@@ -81,7 +81,7 @@ def read_declaration(tree: Path, rel: str, cap: int = MAX_DECLARATION_BYTES) -> 
     if kind != "file":
         raise DeclarationError(f"{clean}: not a regular file; ignored")
     try:
-        data = _fs.read_bytes(Path(tree), clean, limit=cap + 1)
+        data = safe_fs.read_bytes(Path(tree), clean, limit=cap + 1)
     except OSError as exc:
         raise DeclarationError(f"{clean}: cannot be read ({exc.strerror or exc})") from None
     if len(data) > cap:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from noa_core.analysis import _fs
+from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
 from noa_core.analysis.dependencies import (
     collect_go,
@@ -32,7 +32,7 @@ from noa_core.analysis.dependencies import (
 )
 
 MANIFESTS = ("pyproject.toml", "setup.py", "setup.cfg", "Cargo.toml", "go.mod", "package.json")
-SKIP_PROJECT_DIRS = _fs.VENDORED_DIRS | {"tests", "test", "docs", "examples", "testing"}
+SKIP_PROJECT_DIRS = safe_fs.VENDORED_DIRS | {"tests", "test", "docs", "examples", "testing"}
 NOT_MODULES = frozenset({"setup", "conftest", "noxfile", "fabfile", "tasks", "manage", "__init__"})
 MAX_PY_BYTES = 1024 * 1024
 _IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b|import[ \t]+([A-Za-z_][\w., \t]*))",
@@ -57,7 +57,7 @@ class Project:
     problems: list[str] = field(default_factory=list)
 
 
-def find_projects(listing: _fs.Listing) -> list[str]:
+def find_projects(listing: safe_fs.Listing) -> list[str]:
     """Relative directories ("" = the root) that hold a manifest, outside vendored and test trees."""
     dirs: set[str] = set()
     for f in listing.files:
@@ -72,13 +72,13 @@ def find_projects(listing: _fs.Listing) -> list[str]:
     return sorted(dirs)
 
 
-def _sub_listing(listing: _fs.Listing, rel: str, nested: list[str]) -> _fs.Listing:
+def _sub_listing(listing: safe_fs.Listing, rel: str, nested: list[str]) -> safe_fs.Listing:
     prefix = f"{rel}/" if rel else ""
     inner = [n + "/" for n in nested if n != rel and (not rel or n.startswith(prefix))]
-    files = tuple(_fs.FileEntry(rel=f.rel[len(prefix):], size=f.size, vendored=f.vendored)
+    files = tuple(safe_fs.FileEntry(rel=f.rel[len(prefix):], size=f.size, vendored=f.vendored)
                   for f in listing.files
                   if f.rel.startswith(prefix) and not any(f.rel.startswith(n) for n in inner))
-    return _fs.Listing(root=listing.root / rel if rel else listing.root, files=files, symlinks_skipped=0,
+    return safe_fs.Listing(root=listing.root / rel if rel else listing.root, files=files, symlinks_skipped=0,
                        special_skipped=0, truncated=listing.truncated)
 
 
@@ -123,7 +123,7 @@ def _name_version(tree: Path, fallback: str) -> tuple[str, str | None, list[str]
     return fallback, None, problems
 
 
-def _provides(files: Iterable[_fs.FileEntry]) -> set[str]:
+def _provides(files: Iterable[safe_fs.FileEntry]) -> set[str]:
     names: set[str] = set()
     for f in files:
         parts = PurePosixPath(f.rel).parts
@@ -137,13 +137,13 @@ def _provides(files: Iterable[_fs.FileEntry]) -> set[str]:
     return names
 
 
-def _imports(tree: Path, files: Iterable[_fs.FileEntry]) -> set[str]:
+def _imports(tree: Path, files: Iterable[safe_fs.FileEntry]) -> set[str]:
     found: set[str] = set()
     for f in files:
         if not f.rel.endswith(".py") or f.vendored or f.size > MAX_PY_BYTES:
             continue
         try:
-            data = _fs.read_bytes(tree, f.rel, MAX_PY_BYTES)
+            data = safe_fs.read_bytes(tree, f.rel, MAX_PY_BYTES)
         except (OSError, ValueError):
             continue
         for match in _IMPORT.finditer(data):
@@ -157,11 +157,11 @@ def _imports(tree: Path, files: Iterable[_fs.FileEntry]) -> set[str]:
     return {n for n in found if n.isidentifier()}
 
 
-def _walk(root: Path, skip: set[str]) -> _fs.Listing:
-    """Like :func:`noa_core.analysis._fs.walk`, but vendored trees, caches and ``skip`` are not entered."""
-    files: list[_fs.FileEntry] = []
+def _walk(root: Path, skip: set[str]) -> safe_fs.Listing:
+    """Like :func:`noa_core.sourcetree.safe_fs.walk`, but vendored trees, caches and ``skip`` are not entered."""
+    files: list[safe_fs.FileEntry] = []
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
-    pruned = _fs.IGNORED_DIRS | _fs.VENDORED_DIRS | {"node_modules", "target", ".noa"}
+    pruned = safe_fs.IGNORED_DIRS | safe_fs.VENDORED_DIRS | {"node_modules", "target", ".noa"}
     while stack:
         directory, prefix = stack.pop()
         try:
@@ -175,12 +175,12 @@ def _walk(root: Path, skip: set[str]) -> _fs.Listing:
                     if entry.name not in pruned and entry.path not in skip:
                         stack.append((entry.path, f"{prefix}{entry.name}/"))
                 elif entry.is_file(follow_symlinks=False):
-                    files.append(_fs.FileEntry(rel=prefix + entry.name, size=entry.stat(follow_symlinks=False).st_size,
+                    files.append(safe_fs.FileEntry(rel=prefix + entry.name, size=entry.stat(follow_symlinks=False).st_size,
                                                vendored=False))
             except OSError:
                 continue
     files.sort(key=lambda f: f.rel)
-    return _fs.Listing(root=root, files=tuple(files), symlinks_skipped=0, special_skipped=0, truncated=False)
+    return safe_fs.Listing(root=root, files=tuple(files), symlinks_skipped=0, special_skipped=0, truncated=False)
 
 
 def collect_projects(root: Path, *, skip: Iterable[str] = ()) -> list[Project]:

@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from noa_core.analysis.test_paths import why_test_file
+from noa_core.sourcetree.test_paths import why_test_file
 
 #: Directories never listed: VCS metadata and tool caches, not part of the source.
 IGNORED_DIRS = frozenset({
@@ -198,5 +198,5 @@ def is_binary(head: bytes) -> bool:
 
 
 def is_test_file(rel: str) -> bool:
-    """Test code or fixtures by the usual conventions (see :mod:`noa_core.analysis.test_paths`)."""
+    """Test code or fixtures by the usual conventions (see :mod:`noa_core.sourcetree.test_paths`)."""
     return why_test_file(rel) is not None
