@@ -23,12 +23,12 @@ from noa_core.errors import BadInput
 from noa_core.manifest import MANIFEST_FILENAME, GatesConfig, NoaManifest, load_manifest
 from noa_core.results import StageReport
 from noa_core.stages import gates as G
+from noa_core.stages.analysis import read_drop_analysis
 from noa_core.stages.result import Gate, StageResult, skipped_stage
 from tasks.stages import (
     analyse_tree_task,
     build_task,
     python_benchmarks_task,
-    read_drop_analysis,
     record_change,
     semgrep_task,
     stage_table,

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.filesystems import LocalFileSystem
 
 from noa_core.analysis.interface import Analyzer
-from noa_core.analysis.llm import LlmContext, llm_opinion
+from noa_core.analysis.llm import context_from_tree, llm_opinion
 from noa_core.analysis.registry import default_analyzers, load_plugin_analyzers, run_analyzer
 
 
@@ -51,29 +51,9 @@ def analyze_task(name: str, version: str, tree: Path, tree_hash: str, drop_id: s
     return result
 
 
-def _readme_excerpt(tree: Path, limit: int = 2000) -> str:
-    for name in ("README.md", "README.rst", "README.txt", "README"):
-        path = tree / name
-        if path.is_file() and not path.is_symlink():
-            with open(path, "rb") as fh:
-                return fh.read(limit).decode("utf-8", "replace")
-    return ""
-
-
-def _file_sample(tree: Path, limit: int = 25) -> tuple[str, ...]:
-    sample: list[str] = []
-    for path in sorted(tree.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            sample.append(path.relative_to(tree).as_posix())
-            if len(sample) >= limit:
-                break
-    return tuple(sample)
-
-
 @task(name="ai-opinion", cache_policy=NO_CACHE)
 def ai_opinion_task(tree: Path, project: str, is_update: bool, languages: dict[str, Any],
                     model_path: Path | None, max_tokens: int) -> dict[str, Any]:
     """The local LLM's summary and feature / bug-fix / experimental opinion."""
-    ctx = LlmContext(project=project, languages=dict(languages.get("data", {}).get("by_bytes", {})),
-                     readme_excerpt=_readme_excerpt(tree), file_sample=_file_sample(tree), is_update=is_update)
+    ctx = context_from_tree(tree, project, is_update, languages.get("data", {}).get("by_bytes", {}))
     return llm_opinion(ctx, model_path=model_path, max_tokens=max_tokens).as_dict()

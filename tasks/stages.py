@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,11 @@ from prefect.cache_policies import NO_CACHE
 
 from noa_core.config import NoaSettings
 from noa_core.manifest import NoaManifest
+from noa_core.stages.analysis import analyse_tree
 from tasks.reporting import artifact_key
 from tasks.retry import retry_unless_bad_input
 
-__all__ = ["analyse_tree_task", "build_task", "change_log_task", "python_benchmarks_task", "read_drop_analysis",
+__all__ = ["analyse_tree_task", "build_task", "change_log_task", "python_benchmarks_task",
            "record_change", "semgrep_task", "stage_table", "write_json"]
 
 
@@ -37,41 +37,11 @@ def write_json(path: Path, doc: Mapping[str, Any]) -> Path:
     return path
 
 
-def read_drop_analysis(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The analysis part of a code-drop report: per analyzer its status and findings."""
-    analyzers: dict[str, dict[str, Any]] = {
-        name: {"status": a.get("status"), "reason": a.get("reason", ""), "findings": []}
-        for name, a in (report.get("analyzers") or {}).items()}
-    for f in report.get("findings") or []:
-        analyzers.setdefault(f.get("analyzer", "?"), {"status": "ok", "reason": "", "findings": []})
-        analyzers[f.get("analyzer", "?")]["findings"].append(f)
-    return {"source": f"code drop {report.get('drop_id')}", "drop_id": report.get("drop_id"),
-            "confidence": report.get("confidence"), "analyzers": analyzers,
-            "dependencies": report.get("dependencies") or {}, "primary_language": report.get("primary_language")}
-
-
-def _analyse(tree: Path) -> dict[str, Any]:
-    from noa_core.analysis.confidence import score_confidence
-    from noa_core.analysis.registry import all_analyzers, run_analyzer
-
-    analyzers = all_analyzers()
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="noa-analyzer") as pool:
-        results = dict(zip([a.name for a in analyzers], pool.map(lambda a: run_analyzer(a, tree), analyzers)))
-    confidence = score_confidence(results).as_dict()
-    deps = results["dependencies"].data if "dependencies" in results else {}
-    return {"source": "analysed by the unified workflow", "drop_id": None, "confidence": confidence["calibrated"],
-            "confidence_detail": confidence,
-            "analyzers": {n: {"status": r.status, "reason": r.reason, "findings": [f.as_dict() for f in r.findings]}
-                          for n, r in results.items()},
-            "dependencies": {k: v for k, v in deps.items() if isinstance(v, list)},
-            "primary_language": (results["languages"].data.get("primary") if "languages" in results else None)}
-
-
 @task(name="analyse-tree", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=1,
       retry_condition_fn=retry_unless_bad_input)
 async def analyse_tree_task(project_dir: str) -> dict[str, Any]:
     """Every analyzer in parallel and the confidence score, for a tree no code drop analysed."""
-    return await asyncio.to_thread(_analyse, Path(project_dir))
+    return await asyncio.to_thread(analyse_tree, Path(project_dir))
 
 
 @task(name="semgrep", cache_policy=NO_CACHE)

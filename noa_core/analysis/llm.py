@@ -23,6 +23,7 @@ from typing import Any
 
 from noa_core.analysis.interface import AnalyzerResult
 from noa_core.analysis.llm_client import ModelProcess, ModelProcessError, WorkerLimits
+from noa_core.sourcetree import safe_fs
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OPINIONS = ("feature", "bugfix", "experimental")
@@ -44,6 +45,32 @@ class LlmContext:
     readme_excerpt: str
     file_sample: tuple[str, ...]
     is_update: bool
+
+
+README_NAMES = ("README.md", "README.rst", "README.txt", "README")
+
+
+def readme_excerpt(tree: Path, limit: int = 2000) -> str:
+    """The start of the tree's README (the first of :data:`README_NAMES` that is a regular file)."""
+    for name in README_NAMES:
+        if safe_fs.is_regular(tree, name):
+            try:
+                return safe_fs.read_bytes(tree, name, limit).decode("utf-8", "replace")
+            except OSError:
+                continue
+    return ""
+
+
+def file_sample(tree: Path, limit: int = 25) -> tuple[str, ...]:
+    """The first ``limit`` files of the tree in path order (no link followed)."""
+    files = sorted(safe_fs.walk(tree).files, key=lambda f: f.parts)
+    return tuple(f.rel for f in files[:limit])
+
+
+def context_from_tree(tree: Path, project: str, is_update: bool, languages: dict[str, int]) -> LlmContext:
+    """What the model is shown about the drop in ``tree``."""
+    return LlmContext(project=project, languages=dict(languages), readme_excerpt=readme_excerpt(tree),
+                      file_sample=file_sample(tree), is_update=is_update)
 
 
 def find_model_path(explicit: Path | None = None) -> Path | None:
