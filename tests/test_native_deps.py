@@ -232,6 +232,29 @@ def test_a_second_run_of_the_same_npm_project_reuses_the_install_and_cannot_alte
     assert "module.exports = () => false" not in (stored[0] / "is-number" / "index.js").read_text()
 
 
+def test_npm_test_runs_the_pretest_hook_but_not_a_posttest_that_needs_the_network(tmp_path: Path) -> None:
+    """As many npm packages do: `pretest` prepares what the tests read, `posttest` audits
+    online (`npx npm audit`). Inside the offline sandbox the first must run and the second
+    must not turn 3 passing tests into an error."""
+    node = find_node()
+    if node is None or "npm" not in node.tools:
+        pytest.skip("node/npm are not installed here")
+    files = dict(NPM_PROJECT)
+    doc = json.loads(files["package.json"])
+    doc["scripts"] = {"pretest": "node -e \"require('fs').writeFileSync('prepared.txt', 'yes')\"",
+                      "test": "npm run tests-only", "tests-only": "node --test",
+                      "posttest": "node -e \"process.exit(3)\""}
+    files["package.json"] = json.dumps(doc)
+    files["test/prepared.test.js"] = ("const test = require('node:test');\nconst assert = require('node:assert');\n"
+                                      "test('pretest ran', () => { assert.ok(require('fs').existsSync('prepared.txt')); });\n")
+    project = write_tree(tmp_path / "js", files)
+    run = run_test_suite(project, ["npm", "test"], work_parent=tmp_path / "wp", limits=LIMITS,
+                         deps_home=tmp_path / "home")
+    assert run.outcome == "passed", (run.one_line, run.log_path.read_text()[-1500:])
+    assert run.counts is not None and (run.counts.passed, run.counts.failed) == (4, 0)
+    assert "posttest" not in run.log_path.read_text()
+
+
 def test_npm_test_without_the_dependency_fails_and_the_sandbox_cannot_install(tmp_path: Path) -> None:
     node = find_node()
     if node is None or "npm" not in node.tools:

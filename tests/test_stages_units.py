@@ -172,6 +172,23 @@ def test_build_wheel_and_sdist_hashed_with_blake3_and_a_valid_cyclonedx_sbom(tmp
     assert any(c.get("purl") == "pkg:pypi/pytest" for c in sbom["components"])
 
 
+def test_build_of_a_go_library_compiles_it_and_has_no_executable(tmp_path: Path) -> None:
+    from noa_core.toolchains import find_go
+
+    if find_go() is None:
+        pytest.skip("go is not installed here")
+    tree = write_tree(tmp_path / "golib", {"go.mod": "module example.com/lib\n\ngo 1.19\n",
+                                           "lib.go": "package lib\n\nfunc One() int { return 1 }\n"})
+    result = build_project(tree, NoaManifest(name="golib"), tmp_path / "out", ExecLimits())
+    assert result.status == "ok", result.reason
+    (step,) = result.steps
+    assert step.reason == "compiled; no main package, so no executable" and not result.artifacts
+    broken = write_tree(tmp_path / "golib2", {"go.mod": "module example.com/lib\n\ngo 1.19\n",
+                                              "lib.go": "package lib\n\nfunc One() int { return \"1\" }\n"})
+    failed = build_project(broken, NoaManifest(name="golib2"), tmp_path / "out2", ExecLimits())
+    assert failed.status == "failed" and "go build exited" in failed.reason
+
+
 @pytest.mark.slow
 def test_build_go_binary_and_a_failing_build_says_why(tmp_path: Path) -> None:
     from noa_core.swarm.go import find_go

@@ -19,6 +19,7 @@ from noa_core.config import ExecLimits
 from noa_core.deps.layout import DepsLayout
 from noa_core.deps.native import prepare_native_run
 from noa_core.isolation import ExecResult, run_isolated
+from noa_core.toolchains import find_go, find_rust
 
 __all__ = ["NativeBuild", "cargo_build", "go_build", "run_build_command"]
 
@@ -66,6 +67,8 @@ def _failure(tool: str, build: NativeBuild, log: Path) -> str:
 
 def cargo_build(work: Path, limits: ExecLimits, log_dir: Path, *, deps: DepsLayout, hide_paths: tuple[str, ...] = ()
                 ) -> tuple[BuildStep, list[tuple[str, Path]]]:
+    if find_rust() is None:
+        return BuildStep("cargo", "skipped", "cargo not installed"), []
     log = log_dir / "cargo-build.log"
     build = run_build_command(["cargo", "build", "--release"], work, limits, log, deps=deps, hide_paths=hide_paths)
     command = build.argv
@@ -87,12 +90,19 @@ def cargo_build(work: Path, limits: ExecLimits, log_dir: Path, *, deps: DepsLayo
 
 def go_build(work: Path, limits: ExecLimits, log_dir: Path, *, deps: DepsLayout, hide_paths: tuple[str, ...] = ()
              ) -> tuple[BuildStep, list[tuple[str, Path]]]:
+    if find_go() is None:
+        return BuildStep("go", "skipped", "go not installed"), []
     bin_dir = work / ".noa-bin"
     bin_dir.mkdir(exist_ok=True)
     log = log_dir / "go-build.log"
     build = run_build_command(["go", "build", "-trimpath", "-o", str(bin_dir) + "/", "./..."], work, limits, log,
                               deps=deps, hide_paths=hide_paths)
     command = ("go", "build", "-trimpath", "-o", "bin/", "./...")
+    if build.result is not None and build.result.returncode != 0 and "no main packages to build" in _tail(log, 5):
+        # a library: `-o DIR/` wants a main package; compiling every package is the build
+        build = run_build_command(["go", "build", "-trimpath", "./..."], work, limits, log, deps=deps,
+                                  hide_paths=hide_paths)
+        command = ("go", "build", "-trimpath", "./...")
     res = build.result
     if res is None or not res.ok:
         return BuildStep("go", "failed", _failure("go build", build, log), command,

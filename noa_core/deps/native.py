@@ -19,7 +19,7 @@ from typing import Literal
 from noa_core.deps.cargo import prepare_cargo
 from noa_core.deps.golang import prepare_go
 from noa_core.deps.layout import DepsLayout, DepsResult
-from noa_core.deps.npm import prepare_npm, sandbox_npm_env
+from noa_core.deps.npm import npm_test_argv, prepare_npm, sandbox_npm_env
 from noa_core.toolchains import (
     SANDBOX_CARGO_HOME,
     find_go,
@@ -122,6 +122,7 @@ def prepare_native_run(command: Sequence[str], work: Path, *, layout: DepsLayout
         env.update(sandbox_npm_env())
         if _npm_needs_deps(argv, work):
             deps = prepare_npm(work, toolchain, layout, log=log, timeout=timeout)
+        argv = npm_test_argv(argv)
     if deps is not None:
         if not deps.ready:
             return NativeRun("unknown", tuple(argv), env=env, readonly_paths=tuple(readonly), reason=deps.reason,

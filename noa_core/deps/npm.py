@@ -33,11 +33,25 @@ from pathlib import Path
 from noa_core.deps.layout import DepsLayout, DepsResult, run_host_step, tail
 from noa_core.toolchains import Toolchain
 
-__all__ = ["REGISTRY_ENV", "prepare_npm", "sandbox_npm_env"]
+__all__ = ["REGISTRY_ENV", "npm_test_argv", "prepare_npm", "sandbox_npm_env"]
 
 REGISTRY_ENV = "NOA_NPM_REGISTRY"
 _LOCKS = ("npm-shrinkwrap.json", "package-lock.json")
 _DEP_KEYS = ("dependencies", "devDependencies", "optionalDependencies")
+
+
+_TEST_VERBS = frozenset({"test", "t", "tst"})
+
+
+def npm_test_argv(argv: list[str]) -> list[str]:
+    """``npm test`` as the sandbox runs it: the ``pretest`` hook (lint, a build the tests need)
+    and the test script, but not ``posttest``. Post-test hooks are reports about the run
+    (``npm audit``, coverage uploads), most of which need the network the sandbox denies; NOA
+    audits the dependencies in its own security stage. Any other command is returned as is."""
+    if len(argv) != 2 or os.path.basename(argv[0]) != "npm" or argv[1] not in _TEST_VERBS:
+        return argv
+    npm = argv[0]
+    return ["/bin/sh", "-c", 'set -e; "$0" run pretest --if-present; "$0" test --ignore-scripts', npm]
 
 
 def sandbox_npm_env() -> dict[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.deps.layout import DepsLayout, DepsResult
-from noa_core.deps.npm import prepare_npm
+from noa_core.deps.npm import npm_test_argv, prepare_npm
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
 from noa_core.swarm.hive import content_hash
 from noa_core.swarm.interface import (
@@ -89,8 +89,8 @@ class JavaScriptToolchain(Toolchain):
     def _test(self, copy: SharedCopy, ctx: SwarmContext, version: str, chash: str, deps: DepsResult) -> CheckResult:
         node = self.node
         assert node is not None
-        argv = [node.tool("npm"), "test"]
-        key_cmd = ["npm", "test"]
+        argv = npm_test_argv([node.tool("npm"), "test"])
+        key_cmd = ["npm", "test", "(pretest, no posttest)"]
 
         def compute() -> CheckResult:
             env = {**node.sandbox_env(), **deps.env}
