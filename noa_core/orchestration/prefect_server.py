@@ -65,6 +65,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _is_prefect_server(pid: int) -> bool:
+    """``pid`` is alive and is a ``prefect server`` (not another process that got its number)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc: trust the pid
+    return b"prefect" in b" ".join(argv) and b"server" in argv
+
+
 def server_env(prefect_home: Path, port: int) -> dict[str, str]:
     """Environment for the server process (and for clients talking to it)."""
     api = f"http://127.0.0.1:{port}/api"
@@ -92,16 +103,27 @@ class EmbeddedPrefectServer:
         except (OSError, ValueError):
             return None
 
-    def running(self) -> ServerInfo | None:
+    def running(self, busy_wait_s: float = 30.0) -> ServerInfo | None:
+        """The server this home recorded, if its process is alive and answers.
+
+        A live server that is slow to answer (a loaded machine, a long migration) is waited
+        for up to ``busy_wait_s``, never replaced: a second server on the same SQLite
+        database would split the runs between two APIs. Still silent after that: an error."""
         state = self._read_state()
         if not state:
             return None
         pid, port = state.get("pid"), state.get("port")
-        if not isinstance(pid, int) or not isinstance(port, int) or not _pid_alive(pid):
+        if not isinstance(pid, int) or not isinstance(port, int) or not _is_prefect_server(pid):
             return None
         api = f"http://127.0.0.1:{port}/api"
-        if not _healthy(api, timeout=3.0):
-            return None
+        deadline = time.monotonic() + busy_wait_s
+        while not _healthy(api, timeout=3.0):
+            if not _is_prefect_server(pid):
+                return None
+            if time.monotonic() > deadline:
+                raise PrefectServerError(f"the Prefect server of this NOA_HOME (pid {pid}, port {port}) is running "
+                                         f"but has not answered for {busy_wait_s:.0f} s (log: {self.log_file})")
+            time.sleep(0.5)
         return ServerInfo(api, f"http://127.0.0.1:{port}/", pid, False)
 
     def _choose_port(self) -> int:
@@ -112,7 +134,7 @@ class EmbeddedPrefectServer:
 
     def ensure(self, timeout_s: float = 90.0) -> ServerInfo:
         """Return the running server for this home, starting it if needed."""
-        found = self.running()
+        found = self.running(busy_wait_s=min(30.0, timeout_s))
         if found:
             return found
         self.home.mkdir(parents=True, exist_ok=True)
