@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from intake_helpers import git, make_repo, snapshot
+from result_schema_helpers import assert_matches_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "examples" / "hello-service"
@@ -152,6 +153,7 @@ def test_good_drop_prints_one_json_report(workspace_with_one_drop: Path) -> None
     assert report["manifest_origin"] == "source"
     assert report["analyzers"]["llm"]["status"] == "skipped"
     assert report["sandbox"] in ("A", "B", "C")
+    assert_matches_schema(report, "DropReport")  # the published schema of what --json prints
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))

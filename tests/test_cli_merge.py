@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from result_schema_helpers import assert_matches_schema
 from test_cli_drop import run_noa
 from test_sandbox_merge import CALC, CORE, GREET, MANIFEST, STRINGS, Workspace, changed
 from workspace_helpers import INSPECT_ENV
@@ -55,6 +56,7 @@ def test_merge_conflict_then_subset_then_list_and_reset(conflicted: Workspace, p
     proc = noa(ws, api, "merge", "--json")
     assert proc.returncode == 1, proc.stderr[-3000:]
     report = json.loads(proc.stdout)  # one JSON document, nothing else on stdout
+    assert_matches_schema(report, "MergeReport")
     for key in ("requested", "conflicts", "merged", "integration_head_before", "integration_head_after",
                 "validation", "culprit", "per_sandbox"):
         assert key in report, key

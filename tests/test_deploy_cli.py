@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from deploy_helpers import ROOT, body_of, cleanup_home, make_app
+from result_schema_helpers import assert_matches_schema
 
 # the lead registers deploy_cmd in noa_core/cli/main.py; until then register it here
 CLI = ("import sys\nfrom noa_core.cli.main import app\n"
@@ -68,11 +69,13 @@ def test_noa_deploy_json_canary_then_rollback(home: Path, tmp_path: Path, prefec
     for step in res["steps"]:
         assert {"weight", "duration_s", "metrics", "verdict"} <= set(step)
     assert body_of(url) == "hello from 2.0\n"  # the app outlived the CLI process
+    assert_matches_schema(res, "DeployReport")
 
     proc = noa(home, prefect_api_url, "rollback", "svc", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     back = json.loads(proc.stdout)
     assert back["outcome"] == "rolled_back" and back["release"] == first["release"]
+    assert_matches_schema(back, "RollbackReport")
     assert body_of(url) == "hello from 1.0\n"
 
     proc = noa(home, prefect_api_url, "deploy", str(make_app(tmp_path, version="3.0", mode="unhealthy")),
