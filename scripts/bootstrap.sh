@@ -48,12 +48,23 @@ if [ -z "$(find_cargo)" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null
   { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo >/dev/null; } \
     || echo "bootstrap: apt-get install cargo failed" >&2
 fi
-# the Rust dependency tests vendor a real crate (itoa) from Debian's crate registry (crates.io may be unreachable)
-if [ "$FOR_TESTS" = 1 ] && ! ls -d /usr/share/cargo/registry/itoa-* >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
-   && command -v apt-get >/dev/null 2>&1; then
-  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq librust-itoa-dev >/dev/null 2>&1; }; } \
-    || echo "bootstrap: apt-get install librust-itoa-dev failed; the Rust dependency tests will say skipped" >&2
+# The Rust dependency tests vendor a real crate (itoa) from Debian's crate registry (crates.io may be
+# unreachable), and the ecosystem corpus (tests/data/ecosystem_corpus.json) takes real crates and Go
+# modules from Debian's packages.
+CORPUS_DEBS=(librust-itoa-dev librust-scopeguard-dev librust-static-assertions-dev
+             golang-github-google-uuid-dev golang-github-burntsushi-toml-dev golang-github-rivo-uniseg-dev
+             golang-github-hashicorp-golang-lru-dev golang-github-cespare-xxhash-dev)
+if [ "$FOR_TESTS" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing_debs=()
+  for deb in "${CORPUS_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing_debs+=("$deb")
+  done
+  if [ ${#missing_debs[@]} -gt 0 ]; then
+    echo "bootstrap: apt-get install ${missing_debs[*]} (test corpus)" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_debs[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_debs[@]}" >/dev/null 2>&1; }; } \
+      || echo "bootstrap: apt-get install of the test corpus failed; those tests will say skipped" >&2
+  fi
 fi
 for tool in cargo go node npm; do
   if [ "$tool" = cargo ]; then path=$(find_cargo); else path=$(command -v "$tool" || true); fi
