@@ -269,6 +269,12 @@ async def _distributed(language: str, params: dict[str, Any], settings: NoaSetti
     workers_dir = settings.layout().root / "swarm"
     attempts: list[dict[str, Any]] = []
     base = {"mode": "distributed", "work_pool": pool}
+    if job_vars is not None:  # a docker worker given a missing image (pull policy Never) only crashes the run
+        from noa_core.swarm.docker_image import missing_image_reason
+
+        missing = await asyncio.to_thread(missing_image_reason, str(job_vars.get("image", "")))
+        if missing:
+            return crashed_report(language, missing, **base)
     async with get_client() as client:
         while True:
             try:

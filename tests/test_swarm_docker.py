@@ -8,7 +8,11 @@ built once (about a minute with a warm cache, reused after).
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,3 +180,70 @@ def test_docker_pool_gives_the_process_pools_counts_without_network(prefect_api_
     durations = {k: open_hive(tmp_path / f"home-{k}" / "registry.db").durations("shardme") for k in runs}
     assert durations["docker"] and set(durations["docker"]) == set(durations["process"])
     assert _noa_containers(engine) == []
+
+
+def test_missing_swarm_image_is_one_line_naming_the_fix(engine: Any) -> None:
+    from noa_core.swarm.docker_image import missing_image_reason
+
+    reason = missing_image_reason("noa/swarm:0000000000000000", client=engine)
+    assert reason is not None and "not in the engine" in reason and "noa swarm up --pools python-swarm-docker" in reason
+    assert "\n" not in reason
+
+
+def _noa(args: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "noa_core.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.mark.slow
+def test_cli_user_path_docker_pool_on_the_embedded_server(engine: Any, tmp_path: Path) -> None:
+    """What a user types, each command its own process, one NOA_HOME, NOA's own embedded Prefect
+    server (no PREFECT_API_URL: the path where `noa swarm run` once started a second, empty server):
+    noa swarm up --pools python-swarm-docker; noa swarm run --distributed --docker; the same run
+    embedded; noa swarm down; noa prefect stop."""
+    from noa_core.orchestration.prefect_server import _pid_alive
+
+    tree = write_tree(tmp_path / "shardme", SHARD_PROJECT)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "NOA_")) or k in ("NOA_DOCKER_CACHE", "NOA_DOCKERD_HOST")}
+    env["NOA_HOME"] = str(home)
+    up = _noa(["swarm", "up", "--pools", "python-swarm-docker", "--workers", "1", "--json"], env)
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        workers = json.loads(up.stdout)["workers"]
+        assert [w["pool"] for w in workers] == ["python-swarm-docker"]
+        server = json.loads((home / "prefect" / "server.json").read_text())
+        run = _noa(["swarm", "run", str(tree), "--languages", "python", "--distributed", "--docker", "--fresh",
+                    "--json"], env)
+        embedded = _noa(["swarm", "run", str(tree), "--languages", "python", "--fresh", "--json"], env)
+        # one Prefect server for this home, the one `up` started, reused by both runs
+        assert json.loads((home / "prefect" / "server.json").read_text()) == server
+        assert "Prefect server started" not in run.stderr + embedded.stderr
+        assert f":{server['port']}/" in run.stderr
+    finally:
+        down = _noa(["swarm", "down"], env, timeout=120)
+        stopped = _noa(["prefect", "stop"], env, timeout=120)
+    logs = "\n".join(Path(w["log"]).read_text(errors="replace")[-3000:] for w in workers)
+    assert run.returncode == embedded.returncode == 1, (run.stderr[-3000:], logs)  # SHARD_PROJECT fails one test
+    docker_doc, embedded_doc = json.loads(run.stdout), json.loads(embedded.stdout)
+    swarm = docker_doc["swarms"]["python"]
+    assert docker_doc["mode"] == "distributed" and swarm["extra"]["work_pool"] == "python-swarm-docker", swarm
+    assert swarm["extra"]["worker"] == workers[0]["name"]
+    tests = next(r for r in swarm["results"] if r["check"] == "tests")
+    assert tests["isolation"] == "docker" and not tests["cached"], tests
+    assert embedded_doc["mode"] == "embedded"
+    # the same counts; only the summary line may differ: the first run confirms its shard failure by a
+    # whole-suite run, the second knows from the hive that the test fails in whole runs too
+    def counts(doc: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in doc["counts"].items() if k != "summary_line"}
+
+    assert counts(docker_doc) == counts(embedded_doc), (docker_doc["counts"], embedded_doc["counts"])
+    assert docker_doc["counts"]["passed"] > 0 and docker_doc["counts"]["failed"] == 1
+    # nothing left: workers, the server, containers
+    assert down.returncode == 0 and f"pid {workers[0]['pid']}" in down.stdout
+    assert stopped.returncode == 0 and not _pid_alive(server["pid"])
+    assert not any(_pid_alive(w["pid"]) for w in workers)
+    assert _noa_containers(engine) == []
+    flow_runs = engine.containers.list(all=True, filters={"label": f"noa.home={str(home.resolve())[-200:]}"})
+    assert flow_runs == []

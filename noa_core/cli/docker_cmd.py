@@ -4,6 +4,7 @@
 
     noa docker images build [--name runtime|swarm] [--rebuild] [--cache-dir DIR] [--json]
     noa docker images list [--json]
+    noa docker images prune [--older-than MINUTES] [--dry-run] [--json]
     noa docker containers [--all-homes] [--json]
 
 ``images build`` makes the base image without a registry (debootstrap, cached tarball,
@@ -73,6 +74,10 @@ def register(app: typer.Typer) -> None:
             except NoaError as exc:
                 cli._error_line(exc.one_line())
                 raise typer.Exit(1) from None
+            if swarm.how == "built":
+                from noa_core.swarm.image_prune import prune_after_build
+
+                console.print(prune_after_build(), markup=False, highlight=False)
             if as_json:
                 typer.echo(json.dumps(swarm.as_dict(), indent=2))
             else:
@@ -119,6 +124,34 @@ def register(app: typer.Typer) -> None:
             t.add_row(r["name"], r["tag"], _mib(int(r.get("size_bytes") or 0)) if r.get("size_bytes") else "",
                       str(r.get("created", "")), state)
         Console().print(t)
+
+    @images_app.command("prune")
+    def images_prune(
+        older_than: Annotated[float, typer.Option("--older-than", help="only tags built more than MINUTES ago")] = 0.0,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
+        as_json: cli.JsonOption = False,
+    ) -> None:
+        """Remove old noa/swarm and noa/swarm-deps tags: all but this checkout's current ones, the deps
+        image under a kept swarm image, and any image a container (running or stopped) uses."""
+        from docker.errors import DockerException
+
+        from noa_core.errors import NoaError
+        from noa_core.swarm.image_prune import prune_old_swarm_images
+
+        if older_than < 0:
+            raise cli._bad(f"--older-than must be 0 or more minutes (got {older_than:g})")
+        try:
+            done = prune_old_swarm_images(min_age_s=older_than * 60, dry_run=dry_run)
+        except (NoaError, DockerException) as exc:
+            cli._error_line(exc.one_line() if isinstance(exc, NoaError) else f"{type(exc).__name__}: {exc}")
+            raise typer.Exit(1) from None
+        if as_json:
+            typer.echo(json.dumps([p.as_dict() for p in done], indent=2))
+            return
+        for p in done:
+            typer.echo(f"{p.action}\t{p.tag}" + (f"\t({p.reason})" if p.reason else ""))
+        if not done:
+            typer.echo("no swarm images")
 
     @docker_app.command("containers")
     def containers(

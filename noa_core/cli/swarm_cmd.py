@@ -188,6 +188,10 @@ def _docker_pool(settings: object, console: Console, *, deploy: bool) -> tuple[b
     with console.status("swarm image"):
         image = ensure_swarm_image(cache_dir=cache, log=lambda m: console.print(m, markup=False, highlight=False))
     console.print(f"swarm image {image.tag}: {image.how}")
+    if image.how == "built":
+        from noa_core.swarm.image_prune import prune_after_build
+
+        console.print(prune_after_build(), markup=False, highlight=False)
     created = ensure_docker_pool()
     dep = deploy_docker_swarm(image.tag, settings.layout().root,  # type: ignore[attr-defined]
                               database_url=settings.database_url) if deploy else None  # type: ignore[attr-defined]

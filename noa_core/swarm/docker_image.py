@@ -48,7 +48,7 @@ from noa_core.deploy.docker_images import (
 )
 
 __all__ = ["RECIPE_VERSION", "SOURCE_DIRS", "SwarmImage", "SwarmImageInputs", "ensure_swarm_image",
-           "find_swarm_image", "swarm_image_inputs"]
+           "find_swarm_image", "missing_image_reason", "swarm_image_inputs"]
 
 #: bump when the way the swarm image is made changes (part of both tags' hashes)
 RECIPE_VERSION = 1
@@ -177,6 +177,21 @@ def find_swarm_image(inputs: SwarmImageInputs | None = None, client: Any = None)
     if image is None:
         return None
     return SwarmImage(inputs.tag, str(image.id), inputs.deps_tag, "reused", 0.0, int(image.attrs.get("Size") or 0))
+
+
+def missing_image_reason(tag: str, client: Any = None) -> str | None:
+    """None when the engine has image ``tag``; else one line saying why a docker pool run on it cannot start."""
+    from docker.errors import DockerException
+
+    if not tag:
+        return "the python-swarm-docker deployment names no image: run `noa swarm up --pools python-swarm-docker`"
+    try:
+        if _image(_client(client), tag) is not None:
+            return None
+    except (BaseImageError, DockerException) as exc:
+        return f"cannot check the swarm image {tag}: {exc}"[:300]
+    return (f"the swarm image {tag} of the python-swarm-docker deployment is not in the engine (pruned?): "
+            "run `noa swarm up --pools python-swarm-docker` to build and deploy the current one")
 
 
 def _wheelhouse(inputs: SwarmImageInputs, cache_dir: Path, log: Log, timeout_s: float) -> Path:
