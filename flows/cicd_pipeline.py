@@ -253,7 +253,7 @@ def _run_name() -> str:
     return f"cicd-{src}" + (f"-{str(commit)[:10]}" if commit else "")
 
 
-@flow(name="cicd_pipeline", flow_run_name=_run_name, log_prints=False)
+@flow(name="cicd_pipeline", flow_run_name=_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 async def cicd_pipeline(source: str, commit: str | None = None, ref: str | None = None, env: str = "staging",
                         home: str | None = None, app: str | None = None, monitor_s: float = 30.0,

@@ -102,7 +102,7 @@ def _analyse(settings: NoaSettings, fetched: FetchedSource, identity: dict[str, 
     return results, cached, ai
 
 
-@flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False)
+@flow(name="code_drop", flow_run_name=_drop_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 def code_drop(source: str, sandbox: str = "AUTO", home: str | None = None, use_ai: bool = True,
               workspace: str | None = None) -> DropReport:

@@ -80,7 +80,7 @@ def _approver(loop: asyncio.AbstractEventLoop, timeout_s: float) -> Any:
     return approve
 
 
-@flow(name="deploy", flow_run_name=deploy_run_name, log_prints=False)
+@flow(name="deploy", flow_run_name=deploy_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 async def deploy(project_dir: str, env: str = "staging", strategy: str | None = None, home: str | None = None,
                  app: str | None = None, **options: Any) -> DeployReport:
@@ -121,7 +121,7 @@ async def deploy(project_dir: str, env: str = "staging", strategy: str | None = 
     return report
 
 
-@flow(name="rollback", flow_run_name=rollback_run_name, log_prints=False)
+@flow(name="rollback", flow_run_name=rollback_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 async def rollback(app: str, env: str = "production", home: str | None = None) -> RollbackReport:
     """Return ``app`` in ``env`` to the previous good release, blue-green style.

@@ -54,7 +54,7 @@ def _project_tree(home: Path, project: str, landed_tree: str | None) -> Path:
     raise FileNotFoundError(f"project {project} is not in the integration sandbox D")
 
 
-@flow(name="noa_pipeline", flow_run_name=_pipeline_run_name, log_prints=False)
+@flow(name="noa_pipeline", flow_run_name=_pipeline_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 async def noa_pipeline(source: str, home: str | None = None, sandbox: str = "AUTO", use_ai: bool = True,
                        mode: str = "embedded", shards: int = 2, deploy: bool = True,

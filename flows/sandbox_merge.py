@@ -144,7 +144,7 @@ def _report(report: MergeReport) -> results.MergeReport:
     return results.MergeReport.from_domain(report)
 
 
-@flow(name="sandbox_merge", flow_run_name=_merge_run_name, log_prints=False)
+@flow(name="sandbox_merge", flow_run_name=_merge_run_name, log_prints=False, persist_result=True)
 @logs_in_home
 def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -> results.MergeReport:
     """Merge the drops of sandboxes A, B, C (default: those ahead of D) into D; failing drops stay held.

@@ -78,3 +78,24 @@ def test_served_run_reaches_a_final_state(tmp_path, prefect_api_url):
         assert run["final"], run
         assert run["state"] in ("COMPLETED", "FAILED")  # an empty workspace may refuse the merge; either is real
         assert run["start_time"] and run["end_time"]
+
+
+def test_status_of_a_completed_run_carries_its_result_model(tmp_path, prefect_api_url):
+    """A finished NOA flow run's result (persisted by Prefect) comes back typed: the MergeReport `noa merge --json`
+    prints, valid against its published schema."""
+    from result_schema_helpers import assert_matches_schema
+
+    from flows.runtime import run_in_process
+    from flows.sandbox_merge import sandbox_merge
+
+    app, toks, _ = _app(tmp_path, serve=False)
+    settings = app.state.noa.settings
+    report = run_in_process(sandbox_merge, home=str(settings.home))  # an empty workspace: nothing to merge
+    assert report.outcome == "nothing to merge" and report.flow_run_id
+    with TestClient(app) as client:
+        run = client.get(f"/v1/runs/{report.flow_run_id}", headers=bearer(toks["read"])).json()
+    assert run["state"] == "COMPLETED" and run["final"] is True
+    assert run["result"]["run_id"] == report.run_id and run["result"]["outcome"] == "nothing to merge"
+    assert_matches_schema(run["result"], "MergeReport")
+    openapi = app.openapi()["components"]["schemas"]
+    assert {"DropReport", "MergeReport", "PipelineReport", "DeployReport", "RollbackReport", "CicdReport"} <= set(openapi)

@@ -72,6 +72,7 @@ class RunState:
     end_time: str | None
     parameters: dict[str, Any] = field(default_factory=dict)
     ui_url: str | None = None
+    result: Any = None  # the flow's result model once COMPLETED (read from Prefect's result storage)
 
 
 class Orchestrator(Protocol):
@@ -109,6 +110,18 @@ def _accepted(fn: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return {k: v for k, v in parameters.items() if v is not None or k in sig.parameters}
     return {k: v for k, v in parameters.items() if k in sig.parameters}
+
+
+async def _result_of(state: Any) -> Any:
+    """A completed run's result model (the NOA flows the server runs persist theirs), or None
+    when it is not a result model or cannot be read (not persisted, storage gone)."""
+    from noa_core.results import FlowResult
+
+    try:
+        value = await state.aresult(raise_on_failure=False, retry_result_failure=False)
+    except Exception:  # noqa: BLE001 - a missing result is "no result", not an error of the status call
+        return None
+    return value if isinstance(value, FlowResult) else None
 
 
 class PrefectOrchestrator:
@@ -240,13 +253,14 @@ class PrefectOrchestrator:
         except (ObjectNotFound, ValueError):
             return None
         st = run.state
+        result = await _result_of(st) if st is not None and st.is_completed() else None
         return RunState(flow_run_id=str(run.id), name=run.name, flow=str(run.flow_id),
                         state=st.type.value if st else "PENDING", state_name=st.name if st else "Pending",
                         message=st.message if st else None, final=bool(st and st.is_final()),
                         start_time=run.start_time.isoformat() if run.start_time else None,
                         end_time=run.end_time.isoformat() if run.end_time else None,
                         parameters={k: v for k, v in (run.parameters or {}).items() if k != "home"},
-                        ui_url=self._ui(str(run.id)))
+                        ui_url=self._ui(str(run.id)), result=result)
 
     async def cancel(self, flow_run_id: str, message: str) -> None:
         from prefect.states import Cancelled

@@ -145,7 +145,7 @@ async def run_status(request: Request, run_id: Annotated[UUID, PathParam()]) -> 
         raise HTTPException(404, f"no flow run {run_id}")
     return RunOut(flow_run_id=st.flow_run_id, name=st.name, state=st.state, state_name=st.state_name,
                   message=st.message, final=st.final, start_time=st.start_time, end_time=st.end_time,
-                  parameters=st.parameters, ui_url=st.ui_url)
+                  parameters=st.parameters, ui_url=st.ui_url, result=st.result)
 
 
 class EventIn(Strict):

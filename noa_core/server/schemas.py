@@ -6,6 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from noa_core.results import (
+    CicdReport,
+    DeployReport,
+    DropReport,
+    MergeReport,
+    PipelineReport,
+    RollbackReport,
+)
+
 
 def _utf8(value: str) -> str:
     try:
@@ -147,6 +156,10 @@ class WriteOut(BaseModel):
     ui_url: str | None
 
 
+#: the results of the flows the server starts (POST /v1/drops, /merges, /pipelines, /deploys, /rollbacks, cicd)
+RunResult = DropReport | MergeReport | PipelineReport | RollbackReport | DeployReport | CicdReport
+
+
 class RunOut(BaseModel):
     flow_run_id: str
     name: str
@@ -158,6 +171,9 @@ class RunOut(BaseModel):
     end_time: str | None
     parameters: dict[str, Any]
     ui_url: str | None
+    result: RunResult | None = Field(None, description="the flow's result (the model `noa ... --json` prints) "
+                                                       "once the run COMPLETED; null before, or when it cannot "
+                                                       "be read")
 
 
 class HitOut(BaseModel):
