@@ -6,7 +6,6 @@ errors go to stderr. Exit codes: 0 done, 1 ran and said no, 2 bad input.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated

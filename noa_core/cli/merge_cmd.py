@@ -10,32 +10,23 @@ sandbox, or D). ``--json`` lists the drops under ``drops.merged`` and ``drops.he
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from noa_core.cli.options import (
+    HomeOption,
+    JsonOption,
+    _bad,
+    _error_line,
+    _fail,
+    _settings,
+)
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
 from noa_core.results import MergeReport
-
-HomeOption = Annotated[Path | None, typer.Option("--home", envvar="NOA_HOME", help="NOA_HOME (default ./.noa)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
-
-
-def _settings(home: Path | None) -> NoaSettings:
-    settings = NoaSettings()
-    settings = settings.model_copy(update={"home": home}) if home is not None else settings
-    return settings.model_copy(update={"home": settings.home.resolve()})  # absolute at the edge
-
-
-def _error_exit(message: str, code: int) -> typer.Exit:
-    sys.stderr.write("noa: error: " + " ".join(message.split()) + "\n")
-    sys.stderr.flush()
-    return typer.Exit(code)
 
 
 def _print_merge(report: dict[str, Any], console: Console) -> None:
@@ -104,7 +95,7 @@ def merge(
     try:
         requested, _explicit = parse_requested(sandboxes)
     except BadInput as exc:
-        raise _error_exit(exc.one_line(), 2) from None
+        raise _bad(exc.one_line()) from None
     report: MergeReport | None = None
     ui_url = ""
     try:
@@ -120,10 +111,11 @@ def merge(
     except MergeRolledBack as exc:
         report = getattr(exc, "report", None)
         if report is None:
-            raise _error_exit(exc.one_line(), 1) from None
-        sys.stderr.write("noa: error: " + exc.one_line() + "\n")
+            _error_line(exc.one_line())
+            raise typer.Exit(1) from None
+        _error_line(exc.one_line())
     except NoaError as exc:
-        raise _error_exit(exc.one_line(), exc.exit_code) from None
+        raise _fail(exc) from None
     assert report is not None
     if as_json:
         typer.echo(MergeReport.model_validate(report).model_dump_json(indent=2))
@@ -162,7 +154,7 @@ def sandbox_list(as_json: JsonOption = False, home: HomeOption = None) -> None:
     try:
         data = _sandbox_rows(settings)
     except NoaError as exc:
-        raise _error_exit(exc.one_line(), exc.exit_code) from None
+        raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -200,7 +192,7 @@ def sandbox_reset(
         dropped = len(repo.drops(sb))
         new = repo.reset_to_d(sb)
     except NoaError as exc:
-        raise _error_exit(exc.one_line(), exc.exit_code) from None
+        raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps({"sandbox": sb.value, "branch": sb.branch, "old_head": old, "new_head": new,
                                "drops_removed": dropped}, indent=2))
