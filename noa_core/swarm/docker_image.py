@@ -17,7 +17,10 @@ Two steps, each tagged with a content hash of its inputs and reused when the eng
 2. ``noa/swarm:<hash>`` - that plus NOA's source (``noa_core``, ``flows``, ``tasks``,
    ``blocks``, ``deployments``) in ``/opt/noa/src`` (on ``PYTHONPATH``, the flow runs' working
    directory), made by ``docker build`` from a generated context. Inputs: the deps tag and
-   every source file's path and content. Editing NOA's code only redoes this step (seconds).
+   every source file's path and content as it is on disk (uncommitted edits included: the image
+   runs exactly the checkout's code). Editing NOA's code only redoes this step (seconds) and
+   leaves the previous tag behind: :mod:`noa_core.swarm.image_prune` removes the unused ones
+   (``noa docker images prune``; after every build, those older than an hour).
 
 Prefect-free; the docker SDK is the only way in to the engine.
 """
