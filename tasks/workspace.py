@@ -15,8 +15,9 @@ from noa_core.config import NoaSettings
 from noa_core.intake import FetchedSource, SourceSpec
 from noa_core.manifest import NoaManifest
 from noa_core.sandbox.assignment import AssignmentSignals, assign_sandbox
-from noa_core.sandbox.repository import PROJECTS_DIR, WorkspaceRepo
+from noa_core.sandbox.repository import WorkspaceRepo
 from noa_core.sandbox.sandboxes import Sandbox
+from noa_core.sandbox.trees import PROJECTS_DIR
 from noa_core.storage.database import create_schema, make_engine
 from noa_core.storage.registry import Registry, make_drop_id
 from tasks.retry import retry_unless_bad_input

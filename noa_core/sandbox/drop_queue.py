@@ -28,7 +28,7 @@ from typing import Any
 from noa_core.sandbox.conflicts import merge_tree, queue_commit
 from noa_core.sandbox.git import Git
 from noa_core.sandbox.merge import Integration, IntegrationConflict, project_trees
-from noa_core.sandbox.repository import PROJECTS_DIR
+from noa_core.sandbox.trees import PROJECTS_DIR
 
 _LOG_FORMAT = ("%H%x00%(trailers:key=Drop-Id,valueonly,separator=%x2C)%x00"
                "%(trailers:key=Project,valueonly,separator=%x2C)%x00%x1e")

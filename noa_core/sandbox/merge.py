@@ -44,8 +44,9 @@ from noa_core.manifest import (
 from noa_core.pyenv.provider import prepare_python_env
 from noa_core.sandbox.conflicts import merge_tree, queue_commit
 from noa_core.sandbox.git import Git, WorkspaceError
-from noa_core.sandbox.repository import PROJECTS_DIR, WorkspaceRepo
+from noa_core.sandbox.repository import WorkspaceRepo
 from noa_core.sandbox.sandboxes import WORK_SANDBOXES, Sandbox
+from noa_core.sandbox.trees import PROJECTS_DIR
 from noa_core.validation.runner import (
     is_python_command,
     run_test_suite,
