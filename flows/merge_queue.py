@@ -1,44 +1,20 @@
-"""The merge queue inside ``sandbox_merge``: which drops of a failing batch to hold, which to merge.
+"""The merge queue inside ``sandbox_merge``: its decisions run with this flow's tasks as their steps.
 
-Called by :mod:`flows.sandbox_merge` when the whole batch fails validation. Projects are
-tested one by one on their own tree (``projects/<name>``), so a failing project can only
-be broken by the drops that change it:
-
-* changed by one drop: that drop is held, without bisection (its project's tests fail);
-* changed by several (the same project dropped into two sandboxes): :func:`find_culprit`
-  bisects over those drops, testing only that project, and the culprits are held (one
-  drop, or the pair that passes alone and fails together);
-* the kept drops are built into a new candidate and validated again (unchanged project
-  trees reuse their results) until it passes or no drop is left.
+What to hold and what to merge when a batch fails validation is decided in the domain
+(:mod:`noa_core.sandbox.drop_holding`); this module only binds the steps it needs to the
+Prefect tasks of :mod:`tasks.merge` (building a candidate, reading test plans) and to the
+flow run's logger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 from prefect import get_run_logger
 
 from noa_core.config import NoaSettings
-from noa_core.sandbox.bisect import find_culprit
-from noa_core.sandbox.drop_queue import (
-    DropUnit,
-    HeldDrop,
-    QueueResult,
-    drop_merge_message,
-    whole_sandboxes,
-)
-from noa_core.sandbox.merge import (
-    Integration,
-    IntegrationConflict,
-    MergePlan,
-    ProjectValidation,
-    TestPlan,
-    Verdict,
-    affected_projects,
-    project_trees,
-)
+from noa_core.sandbox.drop_holding import QueueOutcome, QueueSteps, Validator
+from noa_core.sandbox.drop_holding import hold_failing_drops as hold_drops
+from noa_core.sandbox.drop_queue import DropUnit
+from noa_core.sandbox.merge import MergePlan, ProjectValidation
 from tasks.merge import (
     build_drop_integration_task,
     open_workspace,
@@ -46,131 +22,15 @@ from tasks.merge import (
 )
 
 
-class Validator(Protocol):
-    def run(self, commit: str, plans: list[TestPlan]) -> dict[str, ProjectValidation]: ...
-
-
-@dataclass
-class QueueOutcome:
-    result: QueueResult
-    candidate: Integration | None = None       # D + the kept drops, validated (None: nothing to merge)
-    validation: dict[str, ProjectValidation] = field(default_factory=dict)
-    unattributed: list[str] = field(default_factory=list)   # failing projects no drop of this run changes
-
-
-def _why(v: ProjectValidation) -> str:
-    return v.status + (f" ({v.summary_line})" if v.summary_line else (f" ({v.reason})" if v.reason else ""))
-
-
-def _validate(settings: NoaSettings, plan: MergePlan, commit: str,
-              validator: Validator) -> dict[str, ProjectValidation]:
-    changed, removed = affected_projects(open_workspace(settings).git, plan.d_head, commit)
-    validation = validator.run(commit, read_test_plans_task(settings, commit, changed))
-    for project in removed:
-        validation[project] = ProjectValidation(project, "", "skipped", reason="removed by the merge")
-    return validation
-
-
-def _bisect_project(settings: NoaSettings, plan: MergePlan, units: list[DropUnit], touching: list[DropUnit],
-                    project: str, validator: Validator, probes: list[dict[str, Any]]) -> list[HeldDrop]:
-    logger = get_run_logger()
-    by_key = {u.key: u for u in units}
-
-    def probe(subset: tuple[str, ...]) -> tuple[bool, str]:
-        if subset:
-            try:
-                commit = build_drop_integration_task(settings, plan, units, list(subset)).commit
-            except IntegrationConflict as exc:
-                return True, f"does not merge cleanly: {exc.one_line()}"
-        else:
-            commit = plan.d_head
-        if project not in project_trees(open_workspace(settings).git, commit):
-            return False, f"passes ({project} absent)"
-        result = validator.run(commit, read_test_plans_task(settings, commit, [project]))[project]
-        detail = "passes" if result.ok else f"{project} {_why(result)}"
-        logger.info("bisection probe D+%s: %s", "+".join(subset) or "nothing", detail)
-        return not result.ok, detail
-
-    culprit = find_culprit([u.key for u in touching], probe, batch_detail=f"all of them fail {project}",
-                           noun=("drop", "drops"))
-    for p in culprit.probes:
-        probes.append({"project": project, "drops": list(p.sandboxes), "failed": p.failed, "detail": p.detail,
-                       "sandboxes": list(dict.fromkeys(by_key[k].sandbox for k in p.sandboxes))})
-    if not culprit.sandboxes:  # the project already fails on D: none of these drops can be shown to pass
-        return [HeldDrop(u, f"the tests of {project} already fail on D without any drop; "
-                            f"this drop changes {project}", project) for u in touching]
-    return [HeldDrop(by_key[k], f"{culprit.reason} of {project} (named by bisection)", project)
-            for k in culprit.sandboxes]
-
-
 def hold_failing_drops(settings: NoaSettings, plan: MergePlan, units: list[DropUnit],
                        validation: dict[str, ProjectValidation], validator: Validator, run_id: str) -> QueueOutcome:
     """Hold the drops that make ``validation`` (of the whole batch) fail; build and validate the rest."""
-    outcome = QueueOutcome(QueueResult(), validation=validation)
-    held = outcome.result.held
-    keep = [u.key for u in units]
-    for _round in range(len(units) + 1):
-        failing = [p for p, v in outcome.validation.items() if not v.ok]
-        if not failing:
-            return outcome
-        for project in failing:
-            touching = [u for u in units if u.key in keep and u.project == project]
-            if len(touching) == 1:
-                unit = touching[0]
-                held[unit.key] = HeldDrop(unit, f"its project's tests fail with it: {project} "
-                                                f"{_why(outcome.validation[project])}", project)
-            elif touching:
-                for h in _bisect_project(settings, plan, units, touching, project, validator,
-                                         outcome.result.probes):
-                    held[h.unit.key] = h
-            else:
-                outcome.unattributed.append(project)
-        if outcome.unattributed:
-            outcome.candidate = None
-            return outcome
-        keep = [k for k in keep if k not in held]
-        if not keep:
-            outcome.candidate = None
-            return outcome
-        kept = [u for u in units if u.key in keep]
-        message = drop_merge_message(plan.to_merge, plan.heads, kept, list(held.values()),
-                                     whole_sandboxes(units, keep, plan.to_merge), run_id)
-        outcome.candidate = build_drop_integration_task(settings, plan, units, keep, message)
-        outcome.validation = _validate(settings, plan, outcome.candidate.commit, validator)
-    outcome.candidate = None
-    return outcome
-
-
-def held_summary(held: list[HeldDrop]) -> str:
-    return "; ".join(f"{h.unit.drop_id} ({h.unit.project}, sandbox {h.unit.sandbox}): {h.reason}" for h in held)
-
-
-def drop_verdicts(plan: MergePlan, units: list[DropUnit], held: dict[str, HeldDrop], merged_at: str | None,
-                  moved: Callable[[str], bool | None]) -> dict[str, Verdict]:
-    """Each sandbox's verdict after the queue held ``held`` (``merged_at``: the new D, None if D did not move).
-
-    ``moved(name)``: True when the sandbox was reset/rebuilt, False when it received commits
-    meanwhile (left alone), None when it was not to be moved.
-    """
-    verdicts: dict[str, Verdict] = {}
-    for name in plan.to_merge:
-        mine = [u for u in units if u.sandbox == name]
-        held_here = [held[u.key] for u in mine if u.key in held]
-        merged_here = [u for u in mine if u.key not in held] if merged_at else []
-        if merged_at and not held_here:
-            note = ("reset to the new D" if moved(name)
-                    else "it received new commits during the merge, so it was not reset (those stay ahead of D)")
-            verdicts[name] = Verdict("merged", f"merged into D at {merged_at[:12]}; {note}")
-        elif merged_here:
-            note = ("it now holds only the held drops, on top of the new D" if moved(name)
-                    else "it was left as it was (it received new commits during the merge, or its held drops "
-                         "could not be put back on the new D)")
-            verdicts[name] = Verdict("partially merged",
-                                     f"{len(merged_here)} drop{'s' if len(merged_here) != 1 else ''} "
-                                     f"({', '.join(u.drop_id for u in merged_here)}) merged into D at "
-                                     f"{merged_at[:12] if merged_at else '-'}; held: {held_summary(held_here)}; {note}")
-        elif held_here:
-            verdicts[name] = Verdict("failed", f"held: {held_summary(held_here)}; fix the drop and merge again")
-        else:
-            verdicts[name] = Verdict("not merged", "nothing of it was merged: the rest of the batch still fails")
-    return verdicts
+    logger = get_run_logger()
+    steps = QueueSteps(
+        git=open_workspace(settings).git,
+        build=lambda keep, message: build_drop_integration_task(settings, plan, units, keep, message),
+        test_plans=lambda commit, projects: read_test_plans_task(settings, commit, projects),
+        validator=validator,
+        log=logger.info,
+    )
+    return hold_drops(steps, plan, units, validation, run_id)

@@ -26,11 +26,12 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.transactions import transaction
 
-from flows.merge_queue import drop_verdicts, held_summary, hold_failing_drops
+from flows.merge_queue import hold_failing_drops
 from noa_core import results
 from noa_core.config import NoaSettings
 from noa_core.observability.logs import logs_in_home
 from noa_core.sandbox.conflicts import ConflictReport
+from noa_core.sandbox.drop_holding import drop_verdicts, held_summary
 from noa_core.sandbox.drop_queue import DropUnit, QueueResult
 from noa_core.sandbox.merge import (
     IntegrationConflict,

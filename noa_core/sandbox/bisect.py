@@ -3,7 +3,7 @@
 A batch merged onto D failed its tests. :func:`find_culprit` tests subsets of the batch
 on top of D and names a smallest failing subset: one item when one alone breaks the
 tests, a pair when each passes alone and only the combination fails. The sandbox merge
-bisects *drops* (``flows/merge_queue.py``: the drops that change a failing project);
+bisects *drops* (:mod:`noa_core.sandbox.drop_holding`: the drops that change a failing project);
 the items are plain strings, so sandboxes work the same way. The search halves the batch (test the left half, then the right) and,
 when neither half fails alone, finds the part of each half the other needs, so it needs
 O(k log n) probes for a culprit of k sandboxes in a batch of n (QuickXplain's scheme).
