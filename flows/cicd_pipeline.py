@@ -45,7 +45,7 @@ from noa_core.cicd.monitor import endpoint_of, watch_health
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput, NoaError
 from noa_core.observability.logs import logs_in_home
-from noa_core.results import CicdReport
+from noa_core.results import CicdReport, StageReport
 from tasks.cicd import trigger_task, validate_task
 
 __all__ = ["STAGES", "cicd_pipeline", "run_cicd_pipeline"]
@@ -116,6 +116,8 @@ async def _build(tree: str, home: str, manifest: Mapping[str, Any]) -> dict[str,
         result = await build_stage(**_filter_kwargs(build_stage, {"project_dir": tree, "tree": tree, "home": home}))
     except Exception as exc:  # noqa: BLE001 - a stage failure is a result, not a crash
         return _stage("build", "failed", t0, reason=_why(exc))
+    if isinstance(result, StageReport):
+        result = result.to_json()
     if not isinstance(result, Mapping):
         return _stage("build", "failed", t0, reason=f"build_stage returned {type(result).__name__}")
     status = str(result.get("status", "failed"))

@@ -21,7 +21,8 @@ class CicdStage(ResultPart):
                                                                       "schema errors and lint, artifacts, test "
                                                                       "counts, deploy result, health probes, CL "
                                                                       "tree entry, GitHub reports)")
-    gate: str = Field("", description="the rule the stage was judged by, when it has one")
+    gate: str | dict[str, Any] = Field("", description="the gate the stage was judged by (a seven-stage gate: rule, "
+                                                      "passed, value, threshold, reason), '' when it has none")
     reason: str = Field("", description="why it failed or was skipped")
 
 
