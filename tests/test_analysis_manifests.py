@@ -17,7 +17,8 @@ except ImportError:  # tests/ turned into a package
                                         python_project, write_tree)
 
 from noa_core.analysis.build_system import BuildSystemAnalyzer
-from noa_core.analysis.dependencies import DependenciesAnalyzer, pinned_version
+from noa_core.analysis.dependencies import DependenciesAnalyzer
+from noa_core.analysis.python_dependencies import pinned_version
 from noa_core.analysis.languages import LanguagesAnalyzer
 from noa_core.analysis.licence import LicenceAnalyzer
 from noa_core.analysis.suites import TestsAnalyzer

@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 from noa_core.analysis import _proc
 from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
-from noa_core.analysis.dependencies import collect_python, pinned_version
+from noa_core.analysis.python_dependencies import collect_python, pinned_version
 from noa_core.analysis.interface import AnalyzerResult, Finding
 
 LOCK_FILES = ("poetry.lock", "uv.lock", "pdm.lock", "pylock.toml", "Pipfile.lock")

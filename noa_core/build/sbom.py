@@ -21,7 +21,7 @@ def _exact_version(ecosystem: str, dep: Mapping[str, Any]) -> str | None:
     if dep.get("direct_url"):
         return None
     if ecosystem == "python":
-        from noa_core.analysis.dependencies import pinned_version
+        from noa_core.analysis.python_dependencies import pinned_version
 
         return pinned_version(dict(dep))
     spec = str(dep.get("spec") or "")

@@ -24,12 +24,8 @@ from typing import Any
 
 from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
-from noa_core.analysis.dependencies import (
-    collect_go,
-    collect_javascript,
-    collect_python,
-    collect_rust,
-)
+from noa_core.analysis.dependencies import collect_go, collect_javascript, collect_rust
+from noa_core.analysis.python_dependencies import collect_python
 
 MANIFESTS = ("pyproject.toml", "setup.py", "setup.cfg", "Cargo.toml", "go.mod", "package.json")
 SKIP_PROJECT_DIRS = safe_fs.VENDORED_DIRS | {"tests", "test", "docs", "examples", "testing"}
