@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from deploy_helpers import cleanup_home, failed_share, load, make_app
 
+from noa_core.deploy.docker_housekeeping import remove_containers, remove_images
 from noa_core.deploy.docker_images import RUNTIME, ensure_base_image
-from noa_core.deploy.docker_target import DockerTarget, remove_containers, remove_images
+from noa_core.deploy.docker_target import DockerTarget
 from noa_core.deploy.run import deploy_project
 
 

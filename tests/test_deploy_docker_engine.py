@@ -26,13 +26,10 @@ from deploy_helpers import (
     make_app,
 )
 
+from noa_core.deploy.docker_housekeeping import remove_containers, remove_images
 from noa_core.deploy.docker_images import DEFAULT_CACHE_DIR, RUNTIME, ensure_base_image
-from noa_core.deploy.docker_target import (
-    DockerTarget,
-    home_label,
-    remove_containers,
-    remove_images,
-)
+from noa_core.deploy.docker_names import home_label
+from noa_core.deploy.docker_target import DockerTarget
 from noa_core.deploy.run import rollback_app
 from noa_core.deploy.supervisor_client import ensure_supervisor
 

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from noa_core.deploy.docker_target import (
+from noa_core.deploy.docker_target import DockerTarget
+from noa_core.deploy.dockerfiles import (
     CONTAINER_PORT,
     GENERATED_DOCKERFILE,
-    DockerTarget,
     generated_dockerfile,
 )
 from noa_core.deploy.interface import DeployError, Release, TargetUnavailable

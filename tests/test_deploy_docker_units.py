@@ -18,7 +18,7 @@ from noa_core.deploy.docker_context import (
     requirements_of,
 )
 from noa_core.deploy.docker_images import RUNTIME, apt_mirror
-from noa_core.deploy.docker_target import noa_dockerfile
+from noa_core.deploy.dockerfiles import noa_dockerfile
 from noa_core.deploy.interface import DeployError, Release
 
 ROOT = Path(__file__).resolve().parents[1]

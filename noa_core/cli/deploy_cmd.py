@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
     def sup_stop(home: cli.HomeOption = None) -> None:
         """Stop the supervisor, its Caddy and its apps (local apps restart with the next supervisor;
         this home's Docker containers are removed)."""
-        from noa_core.deploy.docker_target import remove_containers
+        from noa_core.deploy.docker_housekeeping import remove_containers
         from noa_core.deploy.supervisor_client import stop_supervisor
         from noa_core.errors import NoaError
 

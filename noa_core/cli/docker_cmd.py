@@ -160,7 +160,8 @@ def register(app: typer.Typer) -> None:
         as_json: cli.JsonOption = False,
     ) -> None:
         """NOA's deploy containers (this NOA_HOME's unless --all-homes): app, release, env, colour, state."""
-        from noa_core.deploy.docker_target import DockerTarget, home_label
+        from noa_core.deploy.docker_names import home_label
+        from noa_core.deploy.docker_target import DockerTarget
 
         target = DockerTarget()
         avail = target.availability()

@@ -20,21 +20,19 @@
   picks a free loopback port and passes it in ``run.port_env``; with a bridge the service
   listens on 8000 inside and the engine publishes it on ``127.0.0.1``. Health is an HTTP
   GET of that port; status comes from the container's state and restart count. Stopping
-  removes the container; :func:`remove_containers` removes every NOA container of a home
+  removes the container; :func:`~noa_core.deploy.docker_housekeeping.remove_containers` removes every NOA container of a home
   (``noa deploy-supervisor stop`` calls it).
 * **absent engine**: :meth:`DockerTarget.availability` says ``skipped: no Docker engine
   reachable at <url>`` and :meth:`DockerTarget.start` raises :class:`TargetUnavailable`.
 
-The engine is ``base_url`` (``unix:///var/run/docker.sock``, ``tcp://host:2376``), else
-``DOCKER_HOST``, else the default socket. Prefect-free.
+The engine is ``base_url``, else ``DOCKER_HOST``, else the default socket
+(:mod:`noa_core.deploy.docker_engine`). Names and labels are :mod:`noa_core.deploy.docker_names`,
+the generated Dockerfiles :mod:`noa_core.deploy.dockerfiles`, removing containers and images
+:mod:`noa_core.deploy.docker_housekeeping`. Prefect-free.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
 import socket
 import time
 from collections.abc import Mapping
@@ -48,6 +46,17 @@ from noa_core.deploy.docker_context import (
     fetch_wheels,
     requirements_of,
 )
+from noa_core.deploy.docker_engine import api_error, connect, engine_url
+from noa_core.deploy.docker_housekeeping import prune_images
+from noa_core.deploy.docker_names import container_name, home_label, image_tag
+from noa_core.deploy.dockerfiles import (
+    CONTAINER_PORT,
+    DEFAULT_BASE_IMAGE,
+    GENERATED_DOCKERFILE,
+    REQUIREMENTS_FILE,
+    generated_dockerfile,
+    noa_dockerfile,
+)
 from noa_core.deploy.interface import (
     Availability,
     DeployError,
@@ -60,26 +69,8 @@ from noa_core.deploy.interface import (
 )
 from noa_core.deploy.local_target import http_health
 
-__all__ = [
-    "CONTAINER_PORT",
-    "DockerTarget",
-    "ImageBuildError",
-    "container_name",
-    "generated_dockerfile",
-    "home_label",
-    "image_tag",
-    "noa_dockerfile",
-    "prune_images",
-    "remove_containers",
-    "remove_images",
-]
+__all__ = ["DockerTarget", "ImageBuildError"]
 
-CONTAINER_PORT = 8000
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
-GENERATED_DOCKERFILE = "Dockerfile.noa"
-REQUIREMENTS_FILE = ".noa-requirements.txt"
-APP_VENV = "/opt/app-venv"
-_NAME = re.compile(r"[^a-z0-9_.-]+")
 Network = Literal["bridge", "host", "auto"]
 
 
@@ -89,57 +80,6 @@ class ImageBuildError(DeployError):
     def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
         super().__init__(message)
         self.log_tail = list(log_tail or [])
-
-
-def _docker_name(text: str, limit: int = 120) -> str:
-    return (_NAME.sub("-", text.lower()).strip("-.") or "app")[:limit]
-
-
-def image_tag(release: Release, home: Path | None = None) -> str:
-    """``noa/<app>:<release id>``, ``-<home hash>`` appended when built for a NOA_HOME (two homes
-    deploying the same tree in the same second never share a tag)."""
-    suffix = f"-{home_label(home)[:8]}" if home is not None else ""
-    return f"noa/{_docker_name(release.app, 100)}:{_docker_name(release.release_id, 118 - len(suffix))}{suffix}"
-
-
-def container_name(release: Release, home: Path | None = None) -> str:
-    """``noa-<release id>``, ``-<home hash>`` appended as for :func:`image_tag`."""
-    suffix = f"-{home_label(home)[:8]}" if home is not None else ""
-    return f"noa-{_docker_name(release.release_id, 100)}{suffix}"
-
-
-def home_label(home: Path) -> str:
-    """The ``noa.home`` label value of a NOA_HOME: a hash, so no path leaks into the engine."""
-    return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:16]
-
-
-def generated_dockerfile(release: Release, *, base_image: str = DEFAULT_BASE_IMAGE, pip_install: bool = True) -> str:
-    """A Dockerfile for a project without one (bridge engines), from its manifest's ``run`` section."""
-    if not release.command:
-        raise DeployError(f"{release.app}: noa.yaml has no run.command, nothing to put in a container")
-    lines = [f"FROM {base_image}", "WORKDIR /app", "COPY . /app",
-             "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1"]
-    if pip_install:
-        lines.append("RUN if [ -f pyproject.toml ] || [ -f setup.py ]; then pip install --no-cache-dir .; fi")
-    lines += [f"ENV {release.port_env}={CONTAINER_PORT}", f"EXPOSE {CONTAINER_PORT}",
-              "RUN useradd --system --uid 10001 noa", "USER 10001",
-              f"CMD {json.dumps(list(release.command))}"]
-    return "\n".join(lines) + "\n"
-
-
-def noa_dockerfile(release: Release, base_image: str, *, with_wheels: bool) -> str:
-    """A Dockerfile FROM NOA's runtime base: the tree in /app, requirements from the fetched
-    wheels into a venv (no index, no network), the run command as uid 10001."""
-    if not release.command:
-        raise DeployError(f"{release.app}: noa.yaml has no run.command, nothing to put in a container")
-    lines = [f"FROM {base_image}", "WORKDIR /app", "COPY . /app"]
-    if with_wheels:
-        lines += [(f"RUN python3 -m venv {APP_VENV} && {APP_VENV}/bin/pip install --no-cache-dir --no-index "
-                   f"--disable-pip-version-check --find-links /app/{WHEELS_DIR} -r /app/{REQUIREMENTS_FILE} "
-                   f"&& rm -rf /app/{WHEELS_DIR}"),
-                  f"ENV PATH={APP_VENV}/bin:/usr/local/bin:/usr/bin:/bin"]
-    lines += ["USER 10001:10001", "ENV HOME=/tmp", f"CMD {json.dumps(list(release.command))}"]
-    return "\n".join(lines) + "\n"
 
 
 def _free_port(host: str) -> int:
@@ -169,7 +109,7 @@ class DockerTarget(DeployTarget):
                  base_image: str | None = DEFAULT_BASE_IMAGE, timeout_s: float = 120.0, client: Any = None,
                  network: Network = "bridge", home: Path | None = None, deploy_env: str = "",
                  cache_dir: Path | None = None, log: Any = None, keep_images: int = 8) -> None:
-        self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.base_url = engine_url(base_url)
         self.api_version = api_version
         self.publish_host = publish_host
         self.max_restarts = max_restarts
@@ -193,17 +133,11 @@ class DockerTarget(DeployTarget):
         if self._client is None:
             if self._skip:
                 raise TargetUnavailable(self._skip)
-            import docker
-            from docker.errors import DockerException
-
             try:
-                client = docker.DockerClient(base_url=self.base_url, version=self.api_version,
-                                             timeout=int(self.timeout_s))
-                client.ping()
-            except (DockerException, OSError) as exc:
-                self._skip = f"skipped: no Docker engine reachable at {self.base_url} ({type(exc).__name__})"
-                raise TargetUnavailable(self._skip) from None
-            self._client = client
+                self._client = connect(self.base_url, self.api_version, self.timeout_s)
+            except TargetUnavailable as exc:
+                self._skip = str(exc)
+                raise
         return self._client
 
     def availability(self) -> Availability:
@@ -227,8 +161,7 @@ class DockerTarget(DeployTarget):
         return self.network == "host"
 
     def _api_error(self, what: str, exc: Exception) -> DeployError:
-        text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-        return DeployError(f"docker {what} failed: {text[:500]}")
+        return api_error(what, exc)
 
     # ----------------------------------------------------------------- image
     def _base(self) -> str:
@@ -443,54 +376,3 @@ class DockerTarget(DeployTarget):
             return bytes(self.client.api.logs(instance.instance_id, tail=tail)).decode(errors="replace")
         except (NotFound, APIError):
             return ""
-
-
-def remove_containers(home: Path | None = None, *, client: Any = None, base_url: str | None = None,
-                      grace_s: float = 3.0) -> list[str]:
-    """Stop and remove NOA's deploy containers (of ``home`` only when given); their names.
-    No engine: nothing to remove, ``[]``."""
-    from docker.errors import APIError, NotFound
-
-    target = DockerTarget(base_url=base_url, client=client)
-    if not target.availability().ok:
-        return []
-    labels = ["noa.target=docker"] + ([f"noa.home={home_label(home)}"] if home is not None else [])
-    removed = []
-    for c in target.client.containers.list(all=True, filters={"label": labels}):
-        try:
-            if c.status in ("running", "restarting"):
-                c.stop(timeout=max(1, round(grace_s)))
-            c.remove(v=True, force=True)
-            removed.append(c.name)
-        except NotFound:
-            continue
-        except APIError as exc:
-            raise target._api_error(f"remove of {c.name}", exc) from None
-    return removed
-
-
-def prune_images(client: Any, app: str | None, home: Path, *, keep: int = 0) -> list[str]:
-    """Remove the release images of ``app`` (every app when None) built for ``home``, except
-    the newest ``keep`` and those a container still uses; the tags removed."""
-    from docker.errors import APIError, NotFound
-
-    labels = [f"noa.home={home_label(home)}"] + ([f"noa.app={app}"] if app else [])
-    images = sorted(client.images.list(filters={"label": labels}), key=lambda i: str(i.attrs.get("Created", "")),
-                    reverse=True)
-    removed = []
-    for image in images[keep:]:
-        for tag in image.tags:
-            try:
-                client.images.remove(tag, noprune=False)
-                removed.append(tag)
-            except (NotFound, APIError):  # in use by a container (409), or gone already
-                continue
-    return removed
-
-
-def remove_images(home: Path, *, client: Any = None, base_url: str | None = None) -> list[str]:
-    """Remove every release image built for ``home`` that no container uses (no engine: ``[]``)."""
-    target = DockerTarget(base_url=base_url, client=client)
-    if not target.availability().ok:
-        return []
-    return prune_images(target.client, None, home, keep=0)
