@@ -43,7 +43,7 @@ def _pipeline_run_name() -> str:
 
 def _project_tree(home: Path, project: str, landed_tree: str | None) -> Path:
     from noa_core.config import HomeLayout
-    from noa_core.sandbox.repository import PROJECTS_DIR
+    from noa_core.sandbox.trees import PROJECTS_DIR
     from noa_core.sandbox.sandboxes import Sandbox
 
     d_tree = HomeLayout(home).sandboxes / Sandbox.D.value / PROJECTS_DIR / project
