@@ -41,6 +41,14 @@ def test_every_exported_flow_says_what_it_returns_and_is_documented() -> None:
         noa.not_a_flow  # noqa: B018
 
 
+def test_import_noa_loads_no_flow_until_one_is_used() -> None:
+    code = ("import sys, noa; before = 'prefect' in sys.modules or 'flows.code_drop' in sys.modules; "
+            "noa.code_drop; print(before, 'flows.code_drop' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "True"]
+
+
 def test_readme_example_runs_and_prints_the_models_fields(prefect_api_url: str, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
     script.write_text(readme_example(), encoding="utf-8")
