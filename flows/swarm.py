@@ -44,7 +44,8 @@ from noa_core.errors import BadInput
 from noa_core.observability.logs import logs_in_home
 from noa_core.results import SwarmSummary
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
-from noa_core.swarm.python import PythonToolchain, project_name
+from noa_core.swarm.python import PythonToolchain
+from noa_core.swarm.python_env import project_name
 from noa_core.swarm.summary import (
     LANGUAGES,
     POOLS,

@@ -19,11 +19,14 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from noa_core.config import NoaSettings
-from noa_core.swarm import python as py
 from noa_core.swarm.go import GoToolchain
 from noa_core.swarm.hive import Hive, content_hash, open_hive
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
-from noa_core.swarm.python import PythonToolchain, TestsJob, project_name
+from noa_core.swarm.python import PythonToolchain
+from noa_core.swarm.python_collection import plan_tests
+from noa_core.swarm.python_env import project_name
+from noa_core.swarm.python_test_results import finish_tests
+from noa_core.swarm.python_tests import TestsJob, abort_tests, begin_tests, run_test_shard
 from noa_core.swarm.javascript import JavaScriptToolchain
 from noa_core.swarm.rust import RustToolchain
 from noa_core.swarm.sharding import Collection, Shard, ShardPlan, ShardRun
@@ -94,7 +97,7 @@ async def python_lint_task(ctx: SwarmContext, project_dir: str) -> dict[str, Any
 @task(name="python-tests-begin", cache_policy=NO_CACHE)
 async def python_begin_task(ctx: SwarmContext, project_dir: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The test job, and the hive's result when this content was tested before (then done)."""
-    job, hit = await asyncio.to_thread(py.begin_tests, Path(project_dir), ctx)
+    job, hit = await asyncio.to_thread(begin_tests, Path(project_dir), ctx)
     if hit is not None:
         get_run_logger().info("tests: reused from the hive (computed by %s)", hit.computed_by or "?")
     return job.as_dict(), hit.as_dict() if hit is not None else None
@@ -103,7 +106,7 @@ async def python_begin_task(ctx: SwarmContext, project_dir: str) -> tuple[dict[s
 @task(name="python-tests-plan", cache_policy=NO_CACHE)
 async def python_plan_task(ctx: SwarmContext, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Collect (pytest --collect-only, isolated) and plan the shards from the hive's durations."""
-    plan, collection = await asyncio.to_thread(py.plan_tests, TestsJob.from_dict(job), ctx)
+    plan, collection = await asyncio.to_thread(plan_tests, TestsJob.from_dict(job), ctx)
     get_run_logger().info("plan: %d shard(s) by %s%s", len(plan.shards), plan.basis,
                           f" ({plan.reason})" if plan.reason else "")
     return plan.as_dict(), collection.as_dict() if collection else None
@@ -113,7 +116,7 @@ async def python_plan_task(ctx: SwarmContext, job: dict[str, Any]) -> tuple[dict
 async def python_shard_task(job: dict[str, Any], index: int, files: list[str], weight: float,
                             clear_addopts: bool) -> dict[str, Any]:
     """One agent: one shard of the suite, isolated in its own work copy."""
-    run = await asyncio.to_thread(py.run_test_shard, TestsJob.from_dict(job), Shard(index, tuple(files), weight),
+    run = await asyncio.to_thread(run_test_shard, TestsJob.from_dict(job), Shard(index, tuple(files), weight),
                                   clear_addopts)
     get_run_logger().info("shard %d: %s in %.1f s (%d files)", index,
                           run.counts.summary_line if run.counts else run.outcome, run.seconds, len(files))
@@ -125,14 +128,14 @@ async def python_finish_task(ctx: SwarmContext, job: dict[str, Any], plan: dict[
                              runs: list[dict[str, Any]], collection: dict[str, Any] | None) -> dict[str, Any]:
     """Aggregate, re-run failures once (flaky detection), write durations and the result to the hive."""
     result = await asyncio.to_thread(
-        py.finish_tests, TestsJob.from_dict(job), ctx, ShardPlan.from_dict(plan),
+        finish_tests, TestsJob.from_dict(job), ctx, ShardPlan.from_dict(plan),
         [ShardRun.from_dict(r) for r in runs], Collection.from_dict(collection) if collection else None)
     return result.as_dict()
 
 
 @task(name="python-tests-abort", cache_policy=NO_CACHE)
 async def python_abort_task(ctx: SwarmContext, job: dict[str, Any]) -> None:
-    await asyncio.to_thread(py.abort_tests, TestsJob.from_dict(job), ctx)
+    await asyncio.to_thread(abort_tests, TestsJob.from_dict(job), ctx)
 
 
 # --------------------------------------------------------------------------- rust / go

@@ -12,7 +12,10 @@ from noa_core.config import ExecLimits
 from noa_core.storage.database import create_schema, make_engine
 from noa_core.swarm.hive import Hive, ResultMeta, content_hash, open_hive, result_key
 from noa_core.swarm.interface import CheckResult, SwarmContext
-from noa_core.swarm.python import PythonToolchain, begin_tests, finish_tests, plan_tests, run_test_shard
+from noa_core.swarm.python import PythonToolchain
+from noa_core.swarm.python_collection import plan_tests
+from noa_core.swarm.python_test_results import finish_tests
+from noa_core.swarm.python_tests import begin_tests, run_test_shard
 from test_swarm_support import FLAKY_PROJECT, ORDER_PROJECT, SHARD_PROJECT_GREEN, TINY_PY, write_tree
 
 LIMITS = ExecLimits(wall_seconds=300)

@@ -10,7 +10,8 @@ import pytest
 from noa_core.config import ExecLimits
 from noa_core.swarm.go import GoToolchain, find_go, parse_benchmarks
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport, overall_status
-from noa_core.swarm.python import PythonToolchain, find_ruff
+from noa_core.swarm.python import PythonToolchain
+from noa_core.swarm.python_lint import find_ruff
 from noa_core.swarm.rust import RustToolchain, find_cargo
 from noa_core.validation.counts import TestCounts
 from test_swarm_support import TINY_CRATE, TINY_GO, TINY_PY, write_tree

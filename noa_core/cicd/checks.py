@@ -14,7 +14,7 @@ import yaml
 
 from noa_core.errors import NoaError
 from noa_core.manifest import MANIFEST_FILENAME, SCHEMA_PATH, load_manifest
-from noa_core.swarm.python import find_ruff
+from noa_core.swarm.python_lint import find_ruff
 
 #: ruff rules that fail validation (the rest of lint is the swarm's business)
 BLOCKING_RUFF_RULES = "E9,F63,F7,F82"

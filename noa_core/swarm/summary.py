@@ -40,7 +40,7 @@ def detect_languages(tree: Path) -> list[str]:
     (pyproject/setup.py or Python files; Cargo.toml; go.mod; package.json with a test script)."""
     from noa_core.swarm.go import GoToolchain
     from noa_core.swarm.javascript import test_script
-    from noa_core.swarm.python import has_python
+    from noa_core.swarm.python_env import has_python
     from noa_core.swarm.rust import RustToolchain
 
     tree = Path(tree)
