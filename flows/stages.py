@@ -220,7 +220,7 @@ async def performance_stage(project_dir: str, home: str | None = None, project: 
                             run_id: str = "adhoc") -> StageReport:
     """Stage 3: benchmarks (Go swarm's go test -bench, pytest-benchmark) against the stored baseline."""
     from noa_core.stages.performance import Baselines, compare, go_benchmarks
-    from noa_core.swarm.hive import content_hash
+    from noa_core.swarm.hive_keys import content_hash
 
     t0 = time.perf_counter()
     settings, tree, g = _settings(home), _tree(project_dir), load_gates(gates)
@@ -313,7 +313,7 @@ async def security_stage(project_dir: str, home: str | None = None, project: str
 async def build_stage(project_dir: str, home: str | None = None, project: str | None = None,
                       analysis: str | None = None, gates: dict[str, Any] | None = None) -> StageReport:
     """Stage 5: wheel + sdist, cargo build, go build (isolated); artifacts by BLAKE3; CycloneDX SBOM."""
-    from noa_core.swarm.hive import content_hash
+    from noa_core.swarm.hive_keys import content_hash
 
     t0 = time.perf_counter()
     settings, tree, g = _settings(home), _tree(project_dir), load_gates(gates)

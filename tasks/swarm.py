@@ -20,7 +20,8 @@ from prefect.cache_policies import NO_CACHE
 
 from noa_core.config import NoaSettings
 from noa_core.swarm.go import GoToolchain
-from noa_core.swarm.hive import Hive, content_hash, open_hive
+from noa_core.swarm.hive import Hive, open_hive
+from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.python import PythonToolchain
 from noa_core.swarm.python_collection import plan_tests

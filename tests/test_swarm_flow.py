@@ -186,7 +186,7 @@ def test_killed_worker_run_is_crashed_resubmitted_and_reuses_finished_work(prefe
                                                 FlowRunFilterState, FlowRunFilterStateType)
     from prefect.client.schemas.objects import StateType
 
-    from noa_core.swarm.hive import content_hash
+    from noa_core.swarm.hive_keys import content_hash
 
     home = tmp_path / "home"
     state = home / "swarm"  # where `noa swarm up` records its workers: the master judges only those

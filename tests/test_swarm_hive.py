@@ -10,7 +10,8 @@ from sqlalchemy import inspect
 
 from noa_core.config import ExecLimits
 from noa_core.storage.database import create_schema, make_engine
-from noa_core.swarm.hive import Hive, ResultMeta, content_hash, open_hive, result_key
+from noa_core.swarm.hive import Hive, open_hive
+from noa_core.swarm.hive_keys import ResultMeta, content_hash, result_key
 from noa_core.swarm.interface import CheckResult, SwarmContext
 from noa_core.swarm.python import PythonToolchain
 from noa_core.swarm.python_collection import plan_tests
@@ -195,7 +196,7 @@ def test_lease_of_a_dead_process_is_taken_over_at_once(tmp_path: Path) -> None:
     import sys
     import time
 
-    from noa_core.swarm.hive import claims_table
+    from noa_core.swarm.hive_schema import claims_table
 
     hive = open_hive(tmp_path / "registry.db")
     key = result_key("tool", "1", "d" * 64, ["x"])

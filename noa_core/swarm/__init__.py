@@ -11,6 +11,8 @@ pytest runs, which import this package first. Import the submodules you need:
   job and its steps), ``python_collection`` (collect, plan), ``python_test_results``
   (aggregate, confirm, flaky) and ``python_lint`` (ruff);
 * :mod:`noa_core.swarm.sharding` - collect, plan (LPT by recorded durations), run, aggregate;
-* :mod:`noa_core.swarm.hive` - the shared knowledge store;
+* :mod:`noa_core.swarm.hive` - the shared knowledge store (tables in ``hive_schema``, keys
+  and content hashes in ``hive_keys``, results and leases in ``hive_results``, durations,
+  flaky tests and test facts in ``hive_knowledge``);
 * :mod:`noa_core.swarm.workers` - Prefect worker processes for ``noa swarm up/down``.
 """

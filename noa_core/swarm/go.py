@@ -25,7 +25,7 @@ from typing import Any
 from noa_core.deps.golang import prepare_go
 from noa_core.deps.layout import DepsLayout, DepsResult
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
-from noa_core.swarm.hive import content_hash
+from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
     SwarmContext,

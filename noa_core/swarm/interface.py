@@ -224,7 +224,7 @@ def through_hive(ctx: SwarmContext, *, toolchain: str, check: str, tool: str, to
     """
     if ctx.hive is None:
         return compute()
-    from noa_core.swarm.hive import ResultMeta, result_key
+    from noa_core.swarm.hive_keys import ResultMeta, result_key
 
     key = result_key(tool, tool_version, content_hash, [*command, *extra_key], kind=f"{toolchain}/{check}")
     meta = ResultMeta(toolchain=toolchain, check=check, tool=tool, tool_version=tool_version,

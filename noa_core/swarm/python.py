@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from noa_core.swarm.hive import content_hash
+from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
     SwarmContext,

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from noa_core.swarm import sharding
-from noa_core.swarm.hive import ResultMeta, result_key
+from noa_core.swarm.hive_keys import ResultMeta, result_key
 from noa_core.swarm.interface import SwarmContext
 from noa_core.swarm.python_tests import ORDER_DEPENDENT, TestsJob
 from noa_core.swarm.sharding import Collection, ShardPlan

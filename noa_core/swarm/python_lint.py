@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.isolation import make_work_copy, run_isolated
-from noa_core.swarm.hive import content_hash
+from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import CheckResult, SwarmContext, through_hive
 
 __all__ = ["find_ruff", "lint_with_ruff", "tool_version"]

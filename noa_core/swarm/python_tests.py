@@ -22,7 +22,7 @@ from typing import Any
 from noa_core.config import ExecLimits
 from noa_core.pyenv.provider import EnvChoice
 from noa_core.swarm import sharding
-from noa_core.swarm.hive import ResultMeta, content_hash, result_key
+from noa_core.swarm.hive_keys import ResultMeta, content_hash, result_key
 from noa_core.swarm.interface import (
     CheckResult,
     SwarmContext,

@@ -27,7 +27,7 @@ from noa_core.deps.cargo import prepare_cargo
 from noa_core.deps.layout import DepsLayout, DepsResult
 from noa_core.deps.native import cargo_argv
 from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
-from noa_core.swarm.hive import content_hash
+from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
     Status,
