@@ -30,7 +30,9 @@ from noa_core.swarm.python_test_results import finish_tests
 from noa_core.swarm.python_tests import TestsJob, abort_tests, begin_tests, run_test_shard
 from noa_core.swarm.javascript import JavaScriptToolchain
 from noa_core.swarm.rust import RustToolchain
-from noa_core.swarm.sharding import Collection, Shard, ShardPlan, ShardRun
+from noa_core.swarm.shard_plan import Shard, ShardPlan
+from noa_core.swarm.shard_runs import ShardRun
+from noa_core.swarm.suite_collection import Collection
 from noa_core.swarm.summary import detect_languages, render_markdown, summary_rows
 from tasks.reporting import artifact_key
 

@@ -12,7 +12,10 @@ from noa_core.swarm.interface import SwarmContext
 from noa_core.swarm.hive import open_hive
 from noa_core.swarm.python import PythonToolchain
 from noa_core.swarm.python_tests import WHOLE_RUN_FAILURE
-from noa_core.swarm.sharding import aggregate, order_prefix, plan_shards, pytest_base, run_sharded, suite_kind
+from noa_core.swarm.pytest_commands import pytest_base, suite_kind
+from noa_core.swarm.shard_counts import aggregate
+from noa_core.swarm.shard_plan import order_prefix, plan_shards
+from noa_core.swarm.sharding import run_sharded
 from noa_core.validation import TestCounts, run_test_suite, suggest_pythonpath
 from test_swarm_support import SHARD_PROJECT, sdist_tree, write_tree
 

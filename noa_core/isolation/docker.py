@@ -40,7 +40,7 @@ __all__ = ["HOST_PATHS_ENV", "IMAGE_ENV", "LABEL", "REPORT_ENV", "run_in_contain
 
 IMAGE_ENV = "NOA_DOCKER_SANDBOX_IMAGE"
 HOST_PATHS_ENV = "NOA_DOCKER_HOST_PATHS"  # inside a flow-run container: its bind mounts (host paths)
-REPORT_ENV = "NOA_SWARM_REPORT"  # noa_core.swarm.sharding.REPORT_ENV (not imported: no cycle)
+REPORT_ENV = "NOA_SWARM_REPORT"  # noa_core.swarm.pytest_runs.REPORT_ENV (not imported: no cycle)
 LABEL = "noa.swarm"
 _PREP = 'mkdir -p "$HOME" "$TMPDIR" 2>/dev/null; exec "$@"'
 

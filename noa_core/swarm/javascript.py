@@ -32,7 +32,7 @@ from noa_core.swarm.interface import (
     Toolchain,
     skipped_result,
 )
-from noa_core.swarm.sharding import format_counts
+from noa_core.swarm.shard_counts import format_counts
 from noa_core.toolchains import Toolchain as HostToolchain
 from noa_core.toolchains import find_node
 from noa_core.validation.counts import NoSummaryLine

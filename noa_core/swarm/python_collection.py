@@ -10,11 +10,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from noa_core.swarm import sharding
 from noa_core.swarm.hive_keys import ResultMeta, result_key
 from noa_core.swarm.interface import SwarmContext
 from noa_core.swarm.python_tests import ORDER_DEPENDENT, TestsJob
-from noa_core.swarm.sharding import Collection, ShardPlan
+from noa_core.swarm.shard_plan import (
+    ShardPlan,
+    nothing_to_run,
+    order_prefix,
+    plan_shards,
+    whole_suite_plan,
+)
+from noa_core.swarm.suite_collection import Collection, collect_tests
 
 __all__ = ["collection_key", "plan_tests"]
 
@@ -64,9 +70,9 @@ def _collect(job: TestsJob, ctx: SwarmContext) -> Collection:
         if hit is not None:
             ctx.hive.record_hit(key)  # type: ignore[union-attr]
             return replace(Collection.from_dict(hit["collection"]), reused=True, seconds=0.0)
-    collection = sharding.collect_tests(Path(job.tree), job.command, work_parent=Path(job.work_parent),
-                                        limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                                        python_env=job.env_choice)
+    collection = collect_tests(Path(job.tree), job.command, work_parent=Path(job.work_parent),
+                               limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                               python_env=job.env_choice)
     if key is not None and collection.usable and collection.outcome == "passed":
         meta = ResultMeta(toolchain="python", check="collect", tool="pytest", tool_version=job.tool_version,
                           content_hash=job.content_hash, command=job.command)
@@ -78,18 +84,18 @@ def plan_tests(job: TestsJob, ctx: SwarmContext) -> tuple[ShardPlan, Collection 
     """Collect (no test runs; or the hive's collection of the same layout) and split into
     ``job.shards`` shards by the hive's durations."""
     if job.kind != "pytest":
-        return sharding.whole_suite_plan(job.why_whole), None
+        return whole_suite_plan(job.why_whole), None
     collection = _collect(job, ctx)
     if collection.outcome == "no tests":
-        return sharding.nothing_to_run(collection.problem), collection
+        return nothing_to_run(collection.problem), collection
     if not collection.usable:
-        return sharding.whole_suite_plan(collection.problem), collection
+        return whole_suite_plan(collection.problem), collection
     if job.shards <= 1:
-        return sharding.whole_suite_plan("one shard asked for"), collection
+        return whole_suite_plan("one shard asked for"), collection
     durations = ctx.hive.durations(job.project) if ctx.hive is not None else {}
     files = collection.files + tuple((f, 0) for f in collection.skipped_files)
     together = _order_groups(ctx, job, [f for f, _ in collection.files]) if ctx.hive is not None else []
-    return sharding.plan_shards(files, job.shards, durations, together=together), collection
+    return plan_shards(files, job.shards, durations, together=together), collection
 
 
 def _order_groups(ctx: SwarmContext, job: TestsJob, ordered: Sequence[str]) -> list[tuple[str, ...]]:
@@ -104,7 +110,7 @@ def _order_groups(ctx: SwarmContext, job: TestsJob, ordered: Sequence[str]) -> l
         if consumer not in position:
             continue
         needs = [f for f in detail.get("needs_one_of", []) if f in position and position[f] < position[consumer]]
-        group = {consumer, *(needs or sharding.order_prefix(ordered, {consumer}))}
+        group = {consumer, *(needs or order_prefix(ordered, {consumer}))}
         for other in [g for g in groups if g & group]:
             group |= other
             groups.remove(other)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from noa_core.swarm import sharding
 from noa_core.swarm.interface import CheckResult, SwarmContext
 from noa_core.swarm.python_tests import (
     ORDER_DEPENDENT,
@@ -19,7 +18,10 @@ from noa_core.swarm.python_tests import (
     abort_tests,
     run_test_shard,
 )
-from noa_core.swarm.sharding import Collection, ShardPlan, ShardRun
+from noa_core.swarm.shard_counts import aggregate
+from noa_core.swarm.shard_plan import ShardPlan, whole_suite_plan
+from noa_core.swarm.shard_runs import MAX_RERUN_IDS, ShardRun, rerun_failed
+from noa_core.swarm.suite_collection import Collection
 
 __all__ = ["finish_tests"]
 
@@ -67,7 +69,7 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
         known_broken = set(hive.facts(job.project, WHOLE_RUN_FAILURE)) if hive is not None else set()
         known_flaky = set(hive.flaky(job.project)) if hive is not None else set()
         shard_runs: list[ShardRun] = []
-        counts, outcome = sharding.aggregate(runs)
+        counts, outcome = aggregate(runs)
         shard_failed = [n for r in runs for n in r.failed]
         if plan.sharded and outcome in ("failed", "error") and (
                 outcome == "error" or not shard_failed or not set(shard_failed) <= known_broken):
@@ -77,22 +79,22 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
             # and a reused file plan may no longer hold (a file that fails to import interrupts
             # a whole run). The result is then the whole run's: what a single run says.
             shard_runs = list(runs)
-            plan = replace(sharding.whole_suite_plan("shards failed: confirmed by a whole-suite run"),
+            plan = replace(whole_suite_plan("shards failed: confirmed by a whole-suite run"),
                            basis=f"whole suite (after {plan.basis})")
             runs = [run_test_shard(job, plan.shards[0], clear)]
-            counts, outcome = sharding.aggregate(runs)
+            counts, outcome = aggregate(runs)
             notes.append(plan.reason)
             whole_failed = set(runs[0].failed)
             only_sharded = sorted(n for n in shard_failed if n not in whole_failed)
             if runs[0].counts is not None and only_sharded and outcome in ("passed", "failed"):
                 # failed in a shard, passed in the whole run: order-dependent, or flaky? Alone
                 # (by node id, nothing before it) an order-dependent test fails again.
-                alone = sharding.rerun_failed(Path(job.tree), job.command, only_sharded,
-                                              work_parent=Path(job.work_parent), limits=job.exec_limits,
-                                              pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                                              clear_addopts=clear, python_env=job.env_choice)
-                dependent = [n for n in only_sharded[:sharding.MAX_RERUN_IDS] if n in set(alone.failed)]
-                flaky += [n for n in only_sharded[:sharding.MAX_RERUN_IDS]
+                alone = rerun_failed(Path(job.tree), job.command, only_sharded,
+                                     work_parent=Path(job.work_parent), limits=job.exec_limits,
+                                     pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                                     clear_addopts=clear, python_env=job.env_choice)
+                dependent = [n for n in only_sharded[:MAX_RERUN_IDS] if n in set(alone.failed)]
+                flaky += [n for n in only_sharded[:MAX_RERUN_IDS]
                           if n not in set(alone.failed) and alone.counts is not None]
                 if dependent and hive is not None and collection is not None:
                     ordered = [f for f, _ in collection.files]
@@ -118,12 +120,12 @@ def finish_tests(job: TestsJob, ctx: SwarmContext, plan: ShardPlan, runs: Sequen
         if outcome == "failed" and failed and job.kind == "pytest":
             if set(failed) <= known_broken - known_flaky:
                 notes.append("every failure is a test seen failing in whole runs before: not re-run")
-            elif len(failed) <= sharding.MAX_RERUN_IDS or set(failed) <= known_flaky:
-                rerun_ids = failed[:sharding.MAX_RERUN_IDS]
-                rerun = sharding.rerun_failed(Path(job.tree), job.command, rerun_ids,
-                                              work_parent=Path(job.work_parent), limits=job.exec_limits,
-                                              pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                                              clear_addopts=clear, python_env=job.env_choice)
+            elif len(failed) <= MAX_RERUN_IDS or set(failed) <= known_flaky:
+                rerun_ids = failed[:MAX_RERUN_IDS]
+                rerun = rerun_failed(Path(job.tree), job.command, rerun_ids,
+                                     work_parent=Path(job.work_parent), limits=job.exec_limits,
+                                     pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                                     clear_addopts=clear, python_env=job.env_choice)
                 if rerun.outcome in ("passed", "failed") and rerun.counts is not None:
                     again = set(rerun.failed)
                     flaky += [n for n in rerun_ids if n not in again]

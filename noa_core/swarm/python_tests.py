@@ -21,7 +21,6 @@ from typing import Any
 
 from noa_core.config import ExecLimits
 from noa_core.pyenv.provider import EnvChoice
-from noa_core.swarm import sharding
 from noa_core.swarm.hive_keys import ResultMeta, content_hash, result_key
 from noa_core.swarm.interface import (
     CheckResult,
@@ -29,6 +28,7 @@ from noa_core.swarm.interface import (
     Toolchain,
     skipped_result,
 )
+from noa_core.swarm.pytest_commands import suite_kind
 from noa_core.swarm.python_env import (
     project_env,
     project_name,
@@ -36,7 +36,8 @@ from noa_core.swarm.python_env import (
     suite_command,
     tests_tool_version,
 )
-from noa_core.swarm.sharding import Shard, ShardRun
+from noa_core.swarm.shard_plan import Shard
+from noa_core.swarm.shard_runs import ShardRun, run_shard
 
 __all__ = [
     "ORDER_DEPENDENT",
@@ -60,7 +61,7 @@ class TestsJob:
     tree: str
     command: tuple[str, ...]
     pythonpath: tuple[str, ...]
-    kind: str  # sharding.suite_kind: "pytest", "pytest-whole", "other"
+    kind: str  # pytest_commands.suite_kind: "pytest", "pytest-whole", "other"
     why_whole: str
     content_hash: str
     tool_version: str
@@ -102,7 +103,7 @@ def begin_tests(tree: Path, ctx: SwarmContext) -> tuple[TestsJob, CheckResult | 
     :func:`finish_tests` or :func:`abort_tests`."""
     tree = Path(tree).resolve()
     command, pythonpath, timeout = suite_command(tree)
-    kind, why = sharding.suite_kind(command)
+    kind, why = suite_kind(command)
     limits = ctx.limits if timeout is None else ctx.limits.model_copy(update={"wall_seconds": timeout})
     chash = ctx.content_hash or content_hash(tree)
     env = project_env(tree, command, ctx, limits)
@@ -133,10 +134,10 @@ def begin_tests(tree: Path, ctx: SwarmContext) -> tuple[TestsJob, CheckResult | 
 
 def run_test_shard(job: TestsJob, shard: Shard, clear_addopts: bool = False) -> ShardRun:
     """One agent's shard, isolated in its own work copy."""
-    return sharding.run_shard(Path(job.tree), job.command, shard, work_parent=Path(job.work_parent),
-                              limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
-                              clear_addopts=clear_addopts, kind=job.kind,  # type: ignore[arg-type]
-                              python_env=job.env_choice)
+    return run_shard(Path(job.tree), job.command, shard, work_parent=Path(job.work_parent),
+                     limits=job.exec_limits, pythonpath=job.pythonpath, hide_paths=job.hide_paths,
+                     clear_addopts=clear_addopts, kind=job.kind,  # type: ignore[arg-type]
+                     python_env=job.env_choice)
 
 
 def abort_tests(job: TestsJob, ctx: SwarmContext) -> None:

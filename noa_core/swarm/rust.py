@@ -36,7 +36,7 @@ from noa_core.swarm.interface import (
     skipped_result,
 )
 from noa_core.swarm.interface import Toolchain as SwarmToolchain
-from noa_core.swarm.sharding import format_counts
+from noa_core.swarm.shard_counts import format_counts
 from noa_core.toolchains import SANDBOX_CARGO_HOME, Toolchain, find_rust, rust_toolchain
 from noa_core.validation.counts import NoSummaryLine, parse_cargo_test
 

@@ -10,7 +10,7 @@ from typing import Any
 from noa_core.errors import BadInput
 from noa_core.manifest import MANIFEST_FILENAME, load_manifest
 from noa_core.swarm.interface import CheckResult, SwarmReport, overall_status
-from noa_core.swarm.sharding import format_counts
+from noa_core.swarm.shard_counts import format_counts
 from noa_core.validation.counts import TestCounts
 
 __all__ = ["LANGUAGES", "aggregate_reports", "crashed_report", "detect_languages", "render_markdown",
