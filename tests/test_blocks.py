@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -27,5 +26,5 @@ def test_code_drop_uses_a_saved_workspace_block(prefect_api_url: str, tmp_path: 
     assert Path(report["report_path"]).is_relative_to(tmp_path / "ws-home")
     assert db.exists()  # the registry went to the block's database, not NOA_HOME/registry.db
     assert not (tmp_path / "ws-home" / "registry.db").exists()
-    text = Path(report["report_path"]).read_text() + json.dumps(report)
+    text = Path(report["report_path"]).read_text() + report.model_dump_json()
     assert "hunter2" not in text

@@ -265,7 +265,7 @@ def test_security_stage_passes_a_uuid_library_and_fails_a_planted_aws_key_withou
     assert "1 committed secret(s): AWS Access Key in client_test.go:3 (provider-format secret (AWS Access Key): " \
            "high, even in a test file (*_test.go))" in bad["details"]
     out, err = capfd.readouterr()
-    assert key not in json.dumps([ok, bad]) + out + err
+    assert key not in ok.model_dump_json() + bad.model_dump_json() + out + err
     assert key not in _files_text(home)  # change log, traces, registry
     with get_client(sync_client=True) as client:  # the stage tables in the Prefect UI
         tables = json.dumps([a.data for a in client.read_artifacts() if a.key and "uuid-leak" in a.key])
