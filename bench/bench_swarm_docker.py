@@ -98,7 +98,8 @@ def per_run(image: str, scratch: Path) -> dict[str, float]:
         deploy_docker_swarm,
         ensure_docker_pool,
     )
-    from flows.swarm import deploy_swarms, ensure_pools, run_swarm, wait_for_workers
+    from deployments.swarm_pools import deploy_swarms, ensure_pools, wait_for_workers
+    from flows.swarm import run_swarm
     from noa_core.swarm.workers import start_workers, stop_workers
 
     tree = write_tree(scratch / "pool-project", SHARD_PROJECT)

@@ -139,7 +139,8 @@ def test_docker_pool_gives_the_process_pools_counts_without_network(prefect_api_
         deploy_docker_swarm,
         ensure_docker_pool,
     )
-    from flows.swarm import deploy_swarms, ensure_pools, run_swarm, wait_for_workers
+    from deployments.swarm_pools import deploy_swarms, ensure_pools, wait_for_workers
+    from flows.swarm import run_swarm
     from noa_core.swarm.hive import open_hive
     from noa_core.swarm.workers import start_workers, stop_workers
 

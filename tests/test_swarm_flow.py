@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.swarm import deploy_swarms, ensure_pools, run_swarm, wait_for_workers
+from deployments.swarm_pools import deploy_swarms, ensure_pools, wait_for_workers
+from flows.swarm import run_swarm
 from noa_core.swarm.go import find_go
 from noa_core.swarm.hive import open_hive
 from noa_core.swarm.rust import find_cargo

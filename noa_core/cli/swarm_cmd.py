@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
             raise cli._bad("--workers must be between 1 and 32")
         try:
             connect(home, console)
-            from flows.swarm import deploy_swarms, ensure_pools
+            from deployments.swarm_pools import deploy_swarms, ensure_pools
 
             process = [p for p in names if p not in DOCKER_POOLS]
             created = ensure_pools(process) if process else {}
