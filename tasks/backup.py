@@ -85,7 +85,7 @@ async def backup_task(settings: NoaSettings, repo: str | None, block: str | None
 @task(name="restore-snapshot", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 async def restore_task(settings: NoaSettings, repo: str | None, block: str | None, snapshot: str, target: str,
                        overwrite: bool) -> dict:
-    from noa_core.backup.snapshots import restore
+    from noa_core.backup.restore import restore
 
     cfg = await asyncio.to_thread(resolve_config, settings, repo, block)
     r = await asyncio.to_thread(open_repository, cfg)

@@ -14,7 +14,8 @@ from backup_helpers import REPO_ROOT, assert_same_tree, build_tree
 from noa_core.backup.local import LocalBackend
 from noa_core.backup.maintenance import verify
 from noa_core.backup.repository import Repository
-from noa_core.backup.snapshots import backup, restore
+from noa_core.backup.restore import restore
+from noa_core.backup.snapshots import backup
 
 CHILD = textwrap.dedent("""
     import sys

@@ -16,7 +16,8 @@ from noa_core.backup.interface import BackupBadInput, BackupError
 from noa_core.backup.local import LocalBackend
 from noa_core.backup.maintenance import Policy, apply_policy, forget, prune, verify
 from noa_core.backup.repository import RepoLock, Repository, Snapshot, pack_key
-from noa_core.backup.snapshots import backup, restore
+from noa_core.backup.restore import restore
+from noa_core.backup.snapshots import backup
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from noa_core.backup.interface import BackupBadInput, ObjectMissing
 from noa_core.backup.maintenance import Policy, forget, prune, verify
 from noa_core.backup.repository import pack_key
 from noa_core.backup.service import BackendConfig, open_backend, open_repository, parse_repo, with_env_password
-from noa_core.backup.snapshots import backup, restore
+from noa_core.backup.restore import restore
+from noa_core.backup.snapshots import backup
 from noa_core.config import NoaSettings
 
 PASSWORD = "remote-secret-pw"

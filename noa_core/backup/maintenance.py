@@ -17,7 +17,7 @@ from typing import Any
 from noa_core.backup.crypto import IntegrityError
 from noa_core.backup.interface import BackupBadInput, BackupError, ObjectMissing
 from noa_core.backup.repository import Index, PackWriter, Repository, Snapshot, pack_key
-from noa_core.backup.snapshots import CHUNKS, K
+from noa_core.backup.tree_entry import CHUNKS, K
 
 
 # ---------------------------------------------------------------------------- verify

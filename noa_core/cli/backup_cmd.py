@@ -124,7 +124,7 @@ def register(workspace_app: typer.Typer) -> None:
     ) -> None:
         """Restore a snapshot byte for byte, with permissions and mtimes."""
         from noa_core.backup.service import open_repository
-        from noa_core.backup.snapshots import restore
+        from noa_core.backup.restore import restore
 
         console = cli._err()
         try:
