@@ -15,7 +15,8 @@ from backup_helpers import assert_same_tree, build_tree
 from noa_core.backup.interface import BackupBadInput, BackupError
 from noa_core.backup.local import LocalBackend
 from noa_core.backup.maintenance import Policy, apply_policy, forget, prune, verify
-from noa_core.backup.repository import RepoLock, Repository, Snapshot, pack_key
+from noa_core.backup.repo_lock import RepoLock
+from noa_core.backup.repository import Repository, Snapshot, pack_key
 from noa_core.backup.restore import restore
 from noa_core.backup.snapshots import backup
 

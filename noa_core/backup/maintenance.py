@@ -16,7 +16,8 @@ from typing import Any
 
 from noa_core.backup.crypto import IntegrityError
 from noa_core.backup.interface import BackupBadInput, BackupError, ObjectMissing
-from noa_core.backup.repository import Index, PackWriter, Repository, Snapshot, pack_key
+from noa_core.backup.pack_writer import PackWriter
+from noa_core.backup.repository import Index, Repository, Snapshot, pack_key
 from noa_core.backup.tree_entry import CHUNKS, K
 
 

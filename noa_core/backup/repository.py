@@ -16,14 +16,10 @@ reads those packs' own headers and reuses their blobs, ``prune`` deletes them.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import struct
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +28,12 @@ import zstandard
 
 from noa_core.backup.crypto import IntegrityError, KdfParams, Keys
 from noa_core.backup.interface import BackupBackend, BackupBadInput, BackupError, ObjectMissing
+from noa_core.backup.repo_lock import RepoLock
 
 VERSION = 1
 CHUNK_BYTES = 1024 * 1024          # fixed-size chunks (see snapshots.py for why not CDC)
 PACK_BYTES = 16 * 1024 * 1024      # restic's default pack size
 ZSTD_LEVEL = 3
-LOCK_STALE_S = 30 * 60
-LOCK_REFRESH_S = 5 * 60
 
 _local = threading.local()
 
@@ -265,7 +260,7 @@ class Repository:
 
     # ------------------------------------------------------------------ locks
     @contextmanager
-    def lock(self, exclusive: bool) -> Iterator["RepoLock"]:
+    def lock(self, exclusive: bool) -> Iterator[RepoLock]:
         lk = RepoLock(self.backend, exclusive)
         lk.acquire()
         try:
@@ -278,135 +273,6 @@ def _snapshot(sid: str, body: dict) -> Snapshot:
     return Snapshot(id=sid, time=body["time"], time_ns=body["time_ns"], hostname=body["hostname"],
                     paths=tuple(body["paths"]), tree=body["tree"], parent=body.get("parent"),
                     tags=tuple(body.get("tags", ())), stats=body.get("stats", {}), cltree=body.get("cltree"))
-
-
-class PackWriter:
-    """Collects sealed blobs into packs of about ``pack_bytes`` and uploads them in the background."""
-
-    def __init__(self, repo: Repository, uploads: int = 2) -> None:
-        self.repo = repo
-        self.buf = bytearray()
-        self.entries: list[list[Any]] = []
-        self.written: dict[str, list[list[Any]]] = {}
-        self.stored_bytes = 0
-        self._pool = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="noa-pack-upload")
-        self._pending: list[Future] = []
-        self._limit = uploads
-
-    def add(self, blob_id: str, sealed: bytes, raw_length: int) -> None:
-        self.entries.append([blob_id, len(self.buf), len(sealed), raw_length])
-        self.buf += sealed
-        if len(self.buf) >= self.repo.pack_bytes:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.entries:
-            return
-        header = self.repo.seal_object({"blobs": self.entries})
-        self.buf += header
-        self.buf += struct.pack("<I", len(header))
-        data = bytes(self.buf)
-        pack = _plain_hash(data)  # of the stored (possibly encrypted) bytes: reveals nothing
-        self.written[pack] = self.entries
-        self.stored_bytes += len(data)
-        self.buf = bytearray()
-        self.entries = []
-        while True:
-            for f in self._pending:
-                if f.done():
-                    f.result()  # re-raise an upload error here
-            self._pending = [f for f in self._pending if not f.done()]
-            if len(self._pending) < self._limit:
-                break
-            self._pending[0].result()
-        self._pending.append(self._pool.submit(self.repo.backend.put, pack_key(pack), data))
-
-    def finish(self) -> dict[str, list[list[Any]]]:
-        self.flush()
-        try:
-            for f in self._pending:
-                f.result()
-        finally:
-            self._pool.shutdown(wait=True)
-        return self.written
-
-    def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _plain_hash(data: bytes) -> str:
-    from blake3 import blake3
-
-    return blake3(data, max_threads=blake3.AUTO).hexdigest()
-
-
-class RepoLock:
-    """``locks/<id>``: many shared holders (backup, restore) or one exclusive (prune)."""
-
-    def __init__(self, backend: BackupBackend, exclusive: bool) -> None:
-        self.backend = backend
-        self.exclusive = exclusive
-        self.key = f"locks/{uuid.uuid4().hex}"
-        self.host = socket.gethostname()
-        self._last = 0.0
-
-    def _doc(self) -> bytes:
-        return json.dumps({"exclusive": self.exclusive, "hostname": self.host, "pid": os.getpid(),
-                           "time": time.time()}).encode()
-
-    def _others(self) -> list[tuple[str, dict]]:
-        found = []
-        for info in self.backend.list("locks/"):
-            if info.key == self.key:
-                continue
-            try:
-                doc = json.loads(self.backend.get(info.key))
-            except (ObjectMissing, ValueError):
-                continue
-            if self._stale(doc):
-                self.backend.delete(info.key)
-                continue
-            found.append((info.key, doc))
-        return found
-
-    def _stale(self, doc: dict) -> bool:
-        """On this host: the holder's pid is gone. Elsewhere: not refreshed for LOCK_STALE_S."""
-        if doc.get("hostname") == self.host:
-            try:
-                os.kill(int(doc.get("pid", 0)), 0)
-            except ProcessLookupError:
-                return True
-            except (PermissionError, ValueError):
-                return False
-            return False
-        return time.time() - float(doc.get("time", 0)) > LOCK_STALE_S
-
-    def _conflicts(self) -> list[dict]:
-        return [d for _k, d in self._others() if self.exclusive or d.get("exclusive")]
-
-    def acquire(self) -> None:
-        blocking = self._conflicts()
-        if blocking:
-            raise BackupError(_locked_message(blocking[0]))
-        self.backend.put(self.key, self._doc())
-        self._last = time.monotonic()
-        blocking = self._conflicts()
-        if blocking:  # lost a race with another writer: back off
-            self.backend.delete(self.key)
-            raise BackupError(_locked_message(blocking[0]))
-
-    def refresh(self) -> None:
-        if time.monotonic() - self._last > LOCK_REFRESH_S:
-            self.backend.put(self.key, self._doc())
-            self._last = time.monotonic()
-
-    def release(self) -> None:
-        self.backend.delete(self.key)
-
-
-def _locked_message(doc: dict) -> str:
-    kind = "an exclusive (prune)" if doc.get("exclusive") else "a shared (backup/restore)"
-    return f"the backup repository is locked by {kind} lock of pid {doc.get('pid')} on {doc.get('hostname')}"
 
 
 ProgressFn = Callable[[str, dict], None]

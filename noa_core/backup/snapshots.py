@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.backup.interface import BackupBadInput, BackupError
-from noa_core.backup.repository import Index, PackWriter, Repository, Snapshot
+from noa_core.backup.pack_writer import PackWriter
+from noa_core.backup.repository import Index, Repository, Snapshot
 from noa_core.backup.tree_entry import CHUNKS, CTIME, INO, MTIME, SIZE, K, P, Progress
 
 RACY_NS = 2_000_000_000
