@@ -19,24 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_helpers import docker_engine
 from test_swarm_support import SHARD_PROJECT, write_tree
-
-
-def _engine() -> Any:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
-        pytest.skip(f"no Docker engine ({type(exc).__name__}): start one with scripts/dockerd.sh start",
-                    allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def engine() -> Any:
-    return _engine()
+    return docker_engine(30)
 
 
 @pytest.fixture(scope="module")

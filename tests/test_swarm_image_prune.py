@@ -17,18 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-
-def _engine() -> Any:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=60)
-        client.ping()
-        return client
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
-        pytest.skip(f"no Docker engine ({type(exc).__name__}): start one with scripts/dockerd.sh start",
-                    allow_module_level=True)
+from docker_helpers import docker_engine
 
 
 def _tar(files: dict[str, str]) -> bytes:
@@ -77,7 +66,7 @@ class Images:
 
 @pytest.fixture
 def images() -> Iterator[Images]:
-    made = Images(_engine())
+    made = Images(docker_engine())
     try:
         yield made
     finally:
@@ -118,7 +107,7 @@ def test_prune_keeps_current_bases_and_used_and_removes_the_rest(images: Images)
 
 
 def test_cli_prune_dry_run_lists_and_removes_nothing() -> None:
-    client = _engine()
+    client = docker_engine()
     before = {t for repo in ("noa/swarm", "noa/swarm-deps") for i in client.images.list(name=repo) for t in i.tags}
     proc = subprocess.run([sys.executable, "-m", "noa_core.cli", "docker", "images", "prune", "--dry-run", "--json"],
                           capture_output=True, text=True, timeout=300, check=False)

@@ -62,7 +62,7 @@ class BuildSystemAnalyzer:
         if m.exists(tree, "Cargo.toml"):
             self._cargo(tree, add, problems)
         if m.exists(tree, "go.mod"):
-            add("go", "go.mod", [["go", "build", "./..."]], "binary" if _go_has_main(tree)
+            add("go", "go.mod", [["go", "build", "./..."]], "binary" if go_has_main(tree)
                 else "library")
         if m.exists(tree, "package.json"):
             self._node(tree, add, problems)
@@ -182,7 +182,7 @@ class BuildSystemAnalyzer:
         add(manager, "package.json", steps, artifacts)
 
 
-def _go_has_main(tree: Path) -> bool:
+def go_has_main(tree: Path) -> bool:
     for entry in safe_fs.walk(tree).source_files():
         if entry.suffix == ".go" and not entry.name.endswith("_test.go"):
             try:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from noa_core.analysis.build_system import go_has_main
 from noa_core.build.interface import BuildStep
 from noa_core.config import ExecLimits
 from noa_core.deps.layout import DepsLayout
@@ -92,21 +93,22 @@ def go_build(work: Path, limits: ExecLimits, log_dir: Path, *, deps: DepsLayout,
              ) -> tuple[BuildStep, list[tuple[str, Path]]]:
     if find_go() is None:
         return BuildStep("go", "skipped", "go not installed"), []
-    bin_dir = work / ".noa-bin"
-    bin_dir.mkdir(exist_ok=True)
     log = log_dir / "go-build.log"
-    build = run_build_command(["go", "build", "-trimpath", "-o", str(bin_dir) + "/", "./..."], work, limits, log,
-                              deps=deps, hide_paths=hide_paths)
-    command = ("go", "build", "-trimpath", "-o", "bin/", "./...")
-    if build.result is not None and build.result.returncode != 0 and "no main packages to build" in _tail(log, 5):
-        # a library: `-o DIR/` wants a main package; compiling every package is the build
-        build = run_build_command(["go", "build", "-trimpath", "./..."], work, limits, log, deps=deps,
-                                  hide_paths=hide_paths)
-        command = ("go", "build", "-trimpath", "./...")
+    if go_has_main(work):
+        bin_dir = work / ".noa-bin"
+        bin_dir.mkdir(exist_ok=True)
+        argv = ["go", "build", "-trimpath", "-o", str(bin_dir) + "/", "./..."]
+        command: tuple[str, ...] = ("go", "build", "-trimpath", "-o", "bin/", "./...")
+    else:  # a library: `-o DIR/` wants a main package; compiling every package is the build
+        bin_dir = None
+        argv = ["go", "build", "-trimpath", "./..."]
+        command = tuple(argv)
+    build = run_build_command(argv, work, limits, log, deps=deps, hide_paths=hide_paths)
     res = build.result
     if res is None or not res.ok:
         return BuildStep("go", "failed", _failure("go build", build, log), command,
                          res.seconds if res else 0.0, str(log), res.isolation if res else ""), []
-    built = [("go-binary", f) for f in sorted(bin_dir.iterdir()) if f.is_file() and not f.is_symlink()]
+    built = [("go-binary", f) for f in sorted(bin_dir.iterdir()) if f.is_file() and not f.is_symlink()] \
+        if bin_dir else []
     reason = f"{len(built)} executable(s)" if built else "compiled; no main package, so no executable"
     return BuildStep("go", "ok", reason, command, res.seconds, str(log), res.isolation), built

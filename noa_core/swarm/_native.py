@@ -12,6 +12,7 @@ from pathlib import Path
 from noa_core.isolation import ExecResult, make_work_copy, run_isolated
 from noa_core.swarm.interface import CheckResult, SwarmContext, through_hive
 from noa_core.toolchains import host_version  # noqa: F401 - re-exported for the swarms
+from noa_core.validation.counts import TestCounts
 
 _MAX_LOG_READ = 16 * 1024 * 1024
 
@@ -68,3 +69,13 @@ def cached(ctx: SwarmContext, *, toolchain: str, check: str, tool: str, version:
 def last_lines(text: str, n: int = 3, width: int = 300) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(ln[:width] for ln in lines[-n:])
+
+
+def counted_result(counts: TestCounts, returncode: int, failure: str, *, data: Mapping[str, object],
+                   **base: object) -> CheckResult:
+    """A test check whose tool printed counts: ok when it exited 0 and nothing failed; else
+    failed, naming the failed tests or, when none did, ``failure`` (the exit and its output)."""
+    if returncode == 0 and counts.ok:
+        return CheckResult(status="ok", counts=counts, data=dict(data), **base)  # type: ignore[arg-type]
+    reason = f"{counts.failed} test(s) failed" if counts.failed else failure
+    return CheckResult(status="failed", reason=reason, counts=counts, data=dict(data), **base)  # type: ignore[arg-type]

@@ -24,7 +24,13 @@ from typing import Any
 
 from noa_core.deps.golang import prepare_go
 from noa_core.deps.layout import DepsLayout, DepsResult
-from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
+from noa_core.swarm._native import (
+    SharedCopy,
+    cached,
+    counted_result,
+    host_version,
+    last_lines,
+)
 from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
@@ -158,10 +164,7 @@ class GoToolchain(Toolchain):
         if rc == 0 and counts.total == 0 and counts.subtests_passed == 0:
             return CheckResult(status="skipped", reason="no Go tests in the module", counts=counts,
                                data={"log": log}, **base)
-        if rc == 0 and counts.ok:
-            return CheckResult(status="ok", counts=counts, data={"log": log}, **base)
-        reason = f"{counts.failed} test(s) failed" if counts.failed else self._failure("go test", rc, text)
-        return CheckResult(status="failed", reason=reason, counts=counts, data={"log": log}, **base)
+        return counted_result(counts, rc, self._failure("go test", rc, text), data={"log": log}, **base)
 
     def _bench(self, rc: int, text: str, log: str, base: dict[str, Any]) -> CheckResult:
         benchmarks = parse_benchmarks(text)

@@ -23,7 +23,13 @@ from typing import Any
 
 from noa_core.deps.layout import DepsLayout, DepsResult
 from noa_core.deps.npm import npm_test_argv, prepare_npm
-from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
+from noa_core.swarm._native import (
+    SharedCopy,
+    cached,
+    counted_result,
+    host_version,
+    last_lines,
+)
 from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
@@ -114,11 +120,8 @@ class JavaScriptToolchain(Toolchain):
                                        data=data, **base)
                 return CheckResult(status="failed", reason=f"npm test exited {res.returncode}: {last_lines(text)}",
                                    data=data, **base)
-            if res.returncode == 0 and counts.ok:
-                return CheckResult(status="ok", counts=counts, data=data, **base)
-            reason = (f"{counts.failed} test(s) failed" if counts.failed else
-                      f"npm test exited {res.returncode}: {last_lines(text, 2)}")
-            return CheckResult(status="failed", reason=reason, counts=counts, data=data, **base)
+            return counted_result(counts, res.returncode, f"npm test exited {res.returncode}: {last_lines(text, 2)}",
+                                  data=data, **base)
 
         return cached(ctx, toolchain="javascript", check="test", tool="npm", version=version, command=key_cmd,
                       content=chash, compute=compute)

@@ -26,7 +26,13 @@ from typing import Any
 from noa_core.deps.cargo import prepare_cargo
 from noa_core.deps.layout import DepsLayout, DepsResult
 from noa_core.deps.native import cargo_argv
-from noa_core.swarm._native import SharedCopy, cached, host_version, last_lines
+from noa_core.swarm._native import (
+    SharedCopy,
+    cached,
+    counted_result,
+    host_version,
+    last_lines,
+)
 from noa_core.swarm.hive_keys import content_hash
 from noa_core.swarm.interface import (
     CheckResult,
@@ -176,11 +182,8 @@ class RustToolchain(SwarmToolchain):
                 status: Status = "failed" if res.returncode != 0 else "skipped"
                 return CheckResult(status=status, reason=f"no test results (exit {res.returncode}): {why}",
                                    data=data, **base)
-            if res.returncode == 0 and counts.ok:
-                return CheckResult(status="ok", counts=counts, data=data, **base)
-            reason = (f"{counts.failed} test(s) failed" if counts.failed else
-                      f"cargo test exited {res.returncode}: {last_lines(text, 2)}")
-            return CheckResult(status="failed", reason=reason, counts=counts, data=data, **base)
+            return counted_result(counts, res.returncode,
+                                  f"cargo test exited {res.returncode}: {last_lines(text, 2)}", data=data, **base)
 
         return cached(ctx, toolchain="rust", check="test", tool="cargo", version=version, command=key_cmd,
                       content=chash, compute=compute)
