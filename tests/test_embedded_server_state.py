@@ -49,10 +49,16 @@ def test_a_recorded_pid_now_owned_by_another_program_is_not_the_server(process: 
 @pytest.mark.parametrize("process", [["prefect", "server", "start"]], indirect=True)
 def test_a_live_server_that_does_not_answer_is_waited_for_then_reported_not_replaced(
         process: subprocess.Popen[bytes], tmp_path: Path) -> None:
-    port = free_port()
-    server = record(tmp_path / "prefect", process.pid, port)
-    with pytest.raises(PrefectServerError, match=rf"pid {process.pid}, port {port}\) is running but has not answered"):
-        server.running(busy_wait_s=1)
-    with pytest.raises(PrefectServerError):
-        server.ensure(timeout_s=1)
+    # the port stays taken (it accepts connections and never answers, like a server that is stuck),
+    # so no other process of a parallel test run can start answering on it meanwhile
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = int(busy.getsockname()[1])
+        server = record(tmp_path / "prefect", process.pid, port)
+        with pytest.raises(PrefectServerError,
+                           match=rf"pid {process.pid}, port {port}\) is running but has not answered"):
+            server.running(busy_wait_s=1)
+        with pytest.raises(PrefectServerError):
+            server.ensure(timeout_s=1)
     assert json.loads((tmp_path / "prefect" / "server.json").read_text())["pid"] == process.pid
