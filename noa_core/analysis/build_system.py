@@ -15,6 +15,7 @@ from typing import Any
 
 from noa_core.sourcetree import safe_fs
 from noa_core.analysis import _manifests as m
+from noa_core.analysis import go_files
 from noa_core.analysis.interface import AnalyzerResult
 
 PYTHON_BACKENDS: dict[str, str] = {
@@ -183,12 +184,5 @@ class BuildSystemAnalyzer:
 
 
 def go_has_main(tree: Path) -> bool:
-    for entry in safe_fs.walk(tree).source_files():
-        if entry.suffix == ".go" and not entry.name.endswith("_test.go"):
-            try:
-                head = safe_fs.read_bytes(tree, entry.rel, 8192)
-            except OSError:
-                continue
-            if b"package main" in head:
-                return True
-    return False
+    """True when a default `go build ./...` builds a command (build constraints honoured)."""
+    return go_files.has_main_package(tree)
