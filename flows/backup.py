@@ -115,8 +115,9 @@ async def verify(repo: str | None = None, block: str | None = None, home: str | 
 @flow(name="cleanup", flow_run_name=cleanup_run_name, log_prints=False)
 async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | None = None, block: str | None = None,
                   keep_last: int = 0, keep_daily: int = 7, keep_weekly: int = 4, drops_older_than_days: float = 30.0,
-                  keep_drops: int = 5, stale_hours: float = 24.0) -> CleanupReport:
-    """List stale sandboxes, orphaned archive blobs, snapshots out of retention, old drops and tmp; then
+                  keep_drops: int = 5, stale_hours: float = 24.0, results_days: float = 30.0) -> CleanupReport:
+    """List stale sandboxes, orphaned archive blobs, snapshots out of retention, old drops, tmp, unused
+    project environments and stored results older than ``results_days``; then
     (``dry_run=False``) remove exactly those and prune the repository."""
     from noa_core.backup.cleanup import apply_cleanup, plan_cleanup
     from noa_core.backup.maintenance import Policy
@@ -126,7 +127,7 @@ async def cleanup(home: str | None = None, dry_run: bool = True, repo: str | Non
     policy = Policy(keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly)
     plan = await asyncio.to_thread(plan_cleanup, settings, policy=policy, backend=cfg,
                                    drops_older_than_days=drops_older_than_days, keep_drops=keep_drops,
-                                   stale_hours=stale_hours)
+                                   stale_hours=stale_hours, results_days=results_days)
     doc = plan.to_json()
     rows = [{"kind": i.kind, "target": i.target, "MB": round(i.bytes / 1e6, 3), "reason": i.reason}
             for i in plan.items]

@@ -101,7 +101,7 @@ def test_cleanup_flow_lists_first_and_removes_only_when_asked(prefect_api_url: s
 
     plan = asyncio.run(cleanup(home=str(home), repo=repo, keep_last=1, keep_daily=0, keep_weekly=0))
     assert plan["dry_run"] and plan["counts"] == {"snapshot": 2, "drop": 2, "sandbox": 1, "archive": 1, "tmp": 1,
-                                                 "pyenv": 0}
+                                                 "pyenv": 0, "results": 0}
     assert (layout.drops / "drop-0").exists() and stray.exists() and orphan.exists()
 
     done = asyncio.run(cleanup(home=str(home), repo=repo, keep_last=1, keep_daily=0, keep_weekly=0, dry_run=False))

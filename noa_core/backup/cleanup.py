@@ -11,7 +11,11 @@ Candidates, each with its size and the reason:
 * ``tmp``       entries of ``tmp/`` older than N hours;
 * ``pyenv``     dropped projects' environments, project builds, resolutions and wheels not
                 used for N days (``NOA_HOME/pyenv`` or ``$NOA_PYENV_CACHE``; each reuse marks
-                them used), and half-built ones left by a crash.
+                them used), and half-built ones left by a crash;
+* ``results``   flow results Prefect persisted (``NOA_HOME/prefect/storage``) and cached
+                analyzer results (``NOA_HOME/cache/analysis``) older than N days: the run
+                history stays in Prefect, only the stored return value of an old run goes
+                (a re-analysis recomputes a cached result).
 
 :func:`plan_cleanup` only reads; :func:`apply_cleanup` removes exactly the planned items
 (re-checking each still exists), so a dry run shows precisely what a real run removes.
@@ -36,7 +40,7 @@ SANDBOX_NAMES = frozenset({"A", "B", "C", "D"})
 
 @dataclass(frozen=True)
 class CleanupItem:
-    kind: str      # snapshot | drop | sandbox | archive | tmp
+    kind: str      # snapshot | drop | sandbox | archive | tmp | pyenv | results
     target: str    # path, or snapshot id
     bytes: int
     reason: str
@@ -54,7 +58,7 @@ class CleanupPlan:
     def to_json(self) -> dict:
         return {"items": [i.__dict__ for i in self.items], "bytes": self.bytes, "skipped": self.skipped,
                 "counts": {k: sum(1 for i in self.items if i.kind == k)
-                           for k in ("snapshot", "drop", "sandbox", "archive", "tmp", "pyenv")}}
+                           for k in ("snapshot", "drop", "sandbox", "archive", "tmp", "pyenv", "results")}}
 
 
 def _size(path: Path) -> int:
@@ -83,9 +87,23 @@ def _plan_pyenv(plan: CleanupPlan, root: Path, now: float, env_days: float) -> N
                                               f"{kind_name} not used for {age / 86400:.0f} days"))
 
 
+def _plan_results(plan: CleanupPlan, folders: tuple[tuple[Path, str], ...], now: float, days: float) -> None:
+    """Result files (one per persisted return value) not written for ``days``."""
+    for folder, what in folders:
+        if not folder.is_dir():
+            continue
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in sorted(files):
+                p = Path(dirpath) / name
+                age = _age_s(p, now)
+                if age > days * 86400:
+                    plan.items.append(CleanupItem("results", str(p), p.lstat().st_size,
+                                                  f"{what} written {age / 86400:.0f} days ago"))
+
+
 def plan_cleanup(settings: NoaSettings, *, policy: Policy | None = None, backend: BackendConfig | None = None,
                  drops_older_than_days: float = 30.0, keep_drops: int = 5, stale_hours: float = 24.0,
-                 env_days: float = 14.0) -> CleanupPlan:
+                 env_days: float = 14.0, results_days: float = 30.0) -> CleanupPlan:
     plan = CleanupPlan()
     layout = settings.layout()
     now = time.time()
@@ -138,6 +156,8 @@ def plan_cleanup(settings: NoaSettings, *, policy: Policy | None = None, backend
             if age > stale_hours * 3600:
                 plan.items.append(CleanupItem("tmp", str(p), _size(p), f"untouched for {age / 3600:.0f} h"))
     _plan_pyenv(plan, PyenvLayout.for_home(layout.root).root, now, env_days)
+    _plan_results(plan, ((layout.prefect / "storage", "flow result"),
+                         (layout.root / "cache" / "analysis", "cached analyzer result")), now, results_days)
     return plan
 
 

@@ -241,10 +241,13 @@ def register(workspace_app: typer.Typer) -> None:
         drops_days: Annotated[float, typer.Option("--drops-days", help="drops older than this many days")] = 30.0,
         keep_drops: Annotated[int, typer.Option("--keep-drops", min=0, help="always keep the newest N drops")] = 5,
         stale_hours: Annotated[float, typer.Option("--stale-hours", help="tmp/ and stray sandbox dirs")] = 24.0,
+        results_days: Annotated[float, typer.Option("--results-days", help="stored flow results and cached "
+                                                    "analyzer results older than this many days")] = 30.0,
         repo: RepoOption = None, block: BlockOption = None,
         home: cli.HomeOption = None, as_json: cli.JsonOption = False,
     ) -> None:
-        """List (and with --apply remove) stale sandboxes, orphaned archive blobs, old snapshots, old drops."""
+        """List (and with --apply remove) stale sandboxes, orphaned archive blobs, old snapshots, old drops,
+        unused project environments and old stored results."""
         from noa_core.backup.cleanup import apply_cleanup, plan_cleanup
         from noa_core.backup.maintenance import Policy
 
@@ -253,7 +256,7 @@ def register(workspace_app: typer.Typer) -> None:
             plan = plan_cleanup(settings, policy=Policy(keep_last=keep_last, keep_daily=keep_daily,
                                                         keep_weekly=keep_weekly),
                                 backend=cfg, drops_older_than_days=drops_days, keep_drops=keep_drops,
-                                stale_hours=stale_hours)
+                                stale_hours=stale_hours, results_days=results_days)
             applied = apply_cleanup(settings, plan, backend=cfg) if apply and plan.items else None
         except NoaError as exc:
             raise cli._fail(exc) from None
