@@ -13,7 +13,7 @@ from prefect import get_run_logger
 from noa_core.config import NoaSettings
 from noa_core.sandbox.drop_holding import QueueOutcome, QueueSteps, Validator
 from noa_core.sandbox.drop_holding import hold_failing_drops as hold_drops
-from noa_core.sandbox.drop_queue import DropUnit
+from noa_core.sandbox.drop_queue import DropUnit, HeldDrop
 from noa_core.sandbox.merge import MergePlan, ProjectValidation
 from tasks.merge import (
     build_drop_integration_task,
@@ -23,8 +23,9 @@ from tasks.merge import (
 
 
 def hold_failing_drops(settings: NoaSettings, plan: MergePlan, units: list[DropUnit],
-                       validation: dict[str, ProjectValidation], validator: Validator, run_id: str) -> QueueOutcome:
-    """Hold the drops that make ``validation`` (of the whole batch) fail; build and validate the rest."""
+                       validation: dict[str, ProjectValidation], validator: Validator, run_id: str,
+                       already_held: dict[str, HeldDrop] | None = None) -> QueueOutcome:
+    """Hold the drops that make ``validation`` fail (besides ``already_held``); build and validate the rest."""
     logger = get_run_logger()
     steps = QueueSteps(
         git=open_workspace(settings).git,
@@ -33,4 +34,4 @@ def hold_failing_drops(settings: NoaSettings, plan: MergePlan, units: list[DropU
         validator=validator,
         log=logger.info,
     )
-    return hold_drops(steps, plan, units, validation, run_id)
+    return hold_drops(steps, plan, units, validation, run_id, already_held)

@@ -2,8 +2,10 @@
 
 recover an interrupted merge -> plan (which sandboxes are ahead of D) -> conflict check
 (``git merge-tree``: every pair, D included, and the cumulative merge queue; no worktree
-touched) -> on conflicts stop: nothing merged, each sandbox involved needs manual
-resolution -> build the integration commit (parents D + sandbox heads) -> validate every
+touched) -> on conflicts hold the conflicting drops (``noa_core/sandbox/drop_conflicts.py``:
+a drop conflicting with D, the later of two conflicting drops of one project) or, when a
+conflict cannot be pinned on drops, stop with nothing merged -> build the integration
+commit (parents D + sandbox heads; the kept drops only, when some are held) -> validate every
 changed project's tests on it, isolated -> on failure, hold the drops that cause it, as a
 merge queue does (``noa_core/sandbox/drop_queue.py``): a failing project changed by one
 drop holds that drop; one changed by several is bisected over those drops (one drop, or
@@ -31,8 +33,18 @@ from noa_core import results
 from noa_core.config import NoaSettings
 from noa_core.observability.logs import logs_in_home
 from noa_core.sandbox.conflicts import ConflictReport
+from noa_core.sandbox.drop_conflicts import (
+    ConflictHolds,
+    conflict_verdicts,
+    hold_conflicting_drops,
+)
 from noa_core.sandbox.drop_holding import drop_verdicts, held_summary
-from noa_core.sandbox.drop_queue import DropUnit, QueueResult
+from noa_core.sandbox.drop_queue import (
+    DropUnit,
+    QueueResult,
+    drop_merge_message,
+    whole_sandboxes,
+)
 from noa_core.sandbox.merge import (
     IntegrationConflict,
     IntegrationMoved,
@@ -55,6 +67,7 @@ from noa_core.sandbox.merge import (
 from noa_core.sandbox.sandboxes import Sandbox
 from tasks.changelog import change_log_task
 from tasks.merge import (
+    build_drop_integration_task,
     build_integration_task,
     confirm_integration_task,
     conflict_check_task,
@@ -213,7 +226,9 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
         t = time.perf_counter()
         check = conflict_check_task(settings, plan)
         timings["conflict_check"] = time.perf_counter() - t
-        if check.has_conflicts:
+
+        def refuse_conflicts() -> results.MergeReport:
+            queue.held.clear()
             suggestion = f"noa merge {' '.join(check.mergeable)}" if check.mergeable else None
             pairs = sorted({" x ".join(c.sandboxes) for c in check.conflicts})
             message = (f"Refused: {len(check.conflicts)} conflicting file{'s' if len(check.conflicts) != 1 else ''} "
@@ -223,9 +238,30 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
 
         t = time.perf_counter()
         units = list_drops_task(settings, plan)
-        drop_ids = {n: [i for u in units if u.sandbox == n for i in (*u.superseded, u.drop_id)] for n in plan.to_merge}
-        candidate = build_integration_task(settings, plan.d_head, plan.heads, list(plan.to_merge),
-                                           merge_message(plan.to_merge, plan.heads, drop_ids, run_id))
+        conflict_holds = ConflictHolds()
+        if check.has_conflicts:
+            found = hold_conflicting_drops(repo.git, units, check)
+            if found is None or len(found.held) == len(units):
+                return refuse_conflicts()
+            conflict_holds = found
+            queue.held.update(found.held)
+            for h in found.held.values():
+                logger.warning("drop %s held for a conflict: %s", h.unit.drop_id, h.reason)
+            keep = [u.key for u in units if u.key not in queue.held]
+            try:
+                candidate = build_drop_integration_task(
+                    settings, plan, units, keep,
+                    drop_merge_message(plan.to_merge, plan.heads, [u for u in units if u.key in keep],
+                                       list(queue.held.values()), whole_sandboxes(units, keep, plan.to_merge),
+                                       run_id))
+            except IntegrationConflict as exc:
+                logger.warning("the drops left after the conflicting ones do not merge: %s", exc.one_line())
+                return refuse_conflicts()
+        else:
+            drop_ids = {n: [i for u in units if u.sandbox == n for i in (*u.superseded, u.drop_id)]
+                        for n in plan.to_merge}
+            candidate = build_integration_task(settings, plan.d_head, plan.heads, list(plan.to_merge),
+                                               merge_message(plan.to_merge, plan.heads, drop_ids, run_id))
         timings["build"] = time.perf_counter() - t
         pin_ref = pin(repo.git, candidate.commit, "merge")
         try:
@@ -237,10 +273,10 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 validation[project] = ProjectValidation(project, "", "skipped", reason="removed by the merge")
             timings["validation"] = time.perf_counter() - t
             failing = [p for p, v in validation.items() if not v.ok]
-            moves = {n: candidate.commit for n in plan.to_merge}   # sandbox -> where it goes once D moved
             if failing:
                 t = time.perf_counter()
-                held_out = hold_failing_drops(settings, plan, units, validation, validator, run_id)
+                held_out = hold_failing_drops(settings, plan, units, validation, validator, run_id,
+                                              already_held=conflict_holds.held)
                 queue = held_out.result
                 timings["bisection"] = time.perf_counter() - t
                 held = list(queue.held.values())
@@ -249,6 +285,7 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                            f"no drop of this merge changes {', '.join(held_out.unattributed)}")
                 if held_out.candidate is None:
                     verdicts = drop_verdicts(plan, units, queue.held, None, lambda _n: None)
+                    verdicts.update(conflict_verdicts(plan, units, queue.held, conflict_holds))
                     why = (f"Held {len(held)} drop{'s' if len(held) != 1 else ''}: {held_summary(held)}."
                            if held and not held_out.unattributed else
                            f"No drop of this merge changes {', '.join(held_out.unattributed)}, which fails: "
@@ -260,17 +297,17 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
                 unpin(repo.git, pin_ref)
                 candidate, validation = held_out.candidate, held_out.validation
                 pin_ref = pin(repo.git, candidate.commit, "merge")
-                moves = {}
-                for name in plan.to_merge:
-                    mine = [u for u in units if u.sandbox == name]
-                    held_here = [queue.held[u.key] for u in mine if u.key in queue.held]
-                    if not held_here:
-                        moves[name] = candidate.commit
-                    elif len(held_here) < len(mine):
-                        try:
-                            moves[name] = rebuild_sandbox_task(settings, name, candidate.commit, held_here, run_id)
-                        except IntegrationConflict as exc:
-                            logger.warning("sandbox %s keeps its head: %s", name, exc.one_line())
+            moves: dict[str, str] = {}   # sandbox -> where it goes once D moved
+            for name in plan.to_merge:
+                mine = [u for u in units if u.sandbox == name]
+                held_here = [queue.held[u.key] for u in mine if u.key in queue.held]
+                if not held_here:
+                    moves[name] = candidate.commit
+                elif len(held_here) < len(mine):
+                    try:
+                        moves[name] = rebuild_sandbox_task(settings, name, candidate.commit, held_here, run_id)
+                    except IntegrationConflict as exc:
+                        logger.warning("sandbox %s keeps its head: %s", name, exc.one_line())
 
             t = time.perf_counter()
             entry = JournalEntry(run_id=run_id, d_old=plan.d_head, d_new=candidate.commit,
@@ -318,6 +355,7 @@ def sandbox_merge(sandboxes: list[str] | None = None, home: str | None = None) -
 
         verdicts = drop_verdicts(plan, units, queue.held, candidate.commit,
                                  lambda n: reset.get(n) if n in moves else None)
+        verdicts.update(conflict_verdicts(plan, units, queue.held, conflict_holds))
         tested = [p for p, v in validation.items() if v.status not in ("skipped",)]
         merged_units = [u for u in units if u.key not in queue.held]
         held = list(queue.held.values())

@@ -49,34 +49,32 @@ def test_bad_input_is_exit_2_with_one_line(conflicted: Workspace, prefect_api_ur
     assert conflicted.heads() == before
 
 
-def test_merge_conflict_then_subset_then_list_and_reset(conflicted: Workspace, prefect_api_url: str) -> None:
+def test_merge_holds_the_conflicting_drop_then_list_and_reset(conflicted: Workspace, prefect_api_url: str) -> None:
     ws, api = conflicted, prefect_api_url
     d0 = ws.repo.head("D")
+    b0 = ws.repo.head("B")
 
     proc = noa(ws, api, "merge", "--json")
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # not everything merged
     report = json.loads(proc.stdout)  # one JSON document, nothing else on stdout
     assert_matches_schema(report, "MergeReport")
     for key in ("requested", "conflicts", "merged", "integration_head_before", "integration_head_after",
-                "validation", "culprit", "per_sandbox"):
+                "validation", "culprit", "per_sandbox", "drops"):
         assert key in report, key
-    assert report["merged"] is False and report["culprit"] is None
+    assert report["outcome"] == "partially merged" and report["merged"] is True
     assert report["conflicts"][0]["sandboxes"] == ["A", "B"] and report["conflicts"][0]["kind"] == "content"
-    assert report["per_sandbox"]["A"]["status"] == "manual resolution needed"
-    assert ws.repo.head("D") == d0
+    assert [(d["sandbox"], d["project"]) for d in report["drops"]["merged"]] == [("A", "calc"), ("C", "greet")]
+    assert [(d["sandbox"], d["project"]) for d in report["drops"]["held"]] == [("B", "calc")]
+    assert report["culprit"] == ["B"] and report["validation"]["calc"]["status"] == "passed"
+    assert report["per_sandbox"]["B"]["status"] == "manual resolution needed"
+    assert ws.repo.head("D") == report["integration_head_after"] != d0
 
     listed = json.loads(noa(ws, api, "sandbox", "list", "--json").stdout)
     rows = {r["name"]: r for r in listed["sandboxes"]}
-    assert rows["A"]["ahead_of_D"] == 1 and rows["A"]["drops"][0]["project"] == "calc"
-    assert rows["A"]["last_merge"]["status"] == "manual resolution needed"
-    assert rows["D"]["head"] == d0 and set(rows["D"]["projects"]) == {"calc", "greet"}
-
-    proc = noa(ws, api, "merge", "A", "C", "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    assert report["merged"] is True and report["requested"] == ["A", "C"]
-    assert ws.repo.head("D") == report["integration_head_after"] != d0
-    assert report["validation"]["calc"]["status"] == "passed"
+    assert rows["B"]["head"] == b0 and rows["B"]["drops"][0]["project"] == "calc"
+    assert rows["B"]["last_merge"]["status"] == "manual resolution needed"
+    assert rows["A"]["head"] == rows["D"]["head"] == ws.repo.head("D")
+    assert set(rows["D"]["projects"]) == {"calc", "greet"}
 
     proc = noa(ws, api, "sandbox", "reset", "B", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -154,7 +154,7 @@ def artifacts_of(flow_run_id: str) -> dict[str, Any]:
     return {a.key: a for a in found if a.key}
 
 
-def test_content_conflict_a_b_refuses_then_a_c_merges(ws: Workspace) -> None:
+def test_conflicting_drops_first_landed_merges_the_later_is_held_with_the_rest_merged(ws: Workspace) -> None:
     ws.land("A", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x  # A\n")}))
     ws.land("B", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x  # B\n")}))
     ws.land("C", "greet", changed(GREET, {"README.md": "greet\n"}))
@@ -162,43 +162,66 @@ def test_content_conflict_a_b_refuses_then_a_c_merges(ws: Workspace) -> None:
 
     report = ws.merge()
 
-    assert report["outcome"] == "conflict" and report["merged"] is False
+    # like a merge queue: A's drop of calc landed first and merges with C's; B's conflicting drop is held
+    assert report["outcome"] == "partially merged" and report["merged"] is True, report["message"]
     assert [(c["sandboxes"], c["path"], c["kind"]) for c in report["conflicts"]] == [
         (["A", "B"], "projects/calc/calc/core.py", "content")]
-    assert ws.heads() == before  # nothing moved at all
-    assert report["integration_head_after"] == before["D"] and report["validation"] == {}
-    for name in "AB":
-        verdict = report["per_sandbox"][name]
-        assert verdict["status"] == "manual resolution needed"
-        assert verdict["files"] == ["projects/calc/calc/core.py"]
-    assert report["per_sandbox"]["C"]["status"] == "not merged"
-    assert report["suggestion"] == "noa merge A C"
+    new_d = ws.repo.head("D")
+    assert new_d == report["integration_head_after"] != before["D"]
+    assert ws.repo.git.out("show", f"{new_d}:projects/calc/calc/core.py").count("# A") == 1
+    assert ws.repo.git.out("show", f"{new_d}:projects/greet/README.md") == "greet"
+    assert [d["sandbox"] for d in report["drops"]["merged"]] == ["A", "C"]
+    (held,) = report["drops"]["held"]
+    assert held["sandbox"] == "B" and held["project"] == "calc"
+    assert "conflicts with drop" in held["reason"] and "landed first" in held["reason"]
+    verdict = report["per_sandbox"]["B"]
+    assert verdict["status"] == "manual resolution needed"
+    assert verdict["files"] == ["projects/calc/calc/core.py"]
+    assert report["per_sandbox"]["A"]["status"] == report["per_sandbox"]["C"]["status"] == "merged"
+    assert ws.repo.head("B") == before["B"]  # B keeps its drop, untouched
+    assert report["validation"]["calc"]["status"] == "passed"
     row_a = next(r for r in report["matrix"] if r["sandbox"] == "A")
     assert "content" in row_a["B"] and row_a["C"] == "clean"
     table = json.loads(artifacts_of(report["flow_run_id"])["sandbox-merge-conflicts"].data)
     assert next(r for r in table if r["sandbox"] == "B")["A"].startswith("1 file (content)")
 
-    second = ws.merge(["A", "C"])
-    assert second["outcome"] == "merged", second["message"]
-    assert ws.repo.head("D") == second["integration_head_after"] != before["D"]
-    assert ws.repo.head("B") == before["B"]  # B untouched, still holding its drop
+    again = ws.merge(["B"])  # B now conflicts with the D that took A's change: nothing else to merge
+    assert again["outcome"] == "conflict" and again["merged"] is False
+    assert [(c["sandboxes"], c["kind"]) for c in again["conflicts"]] == [(["D", "B"], "content")]
+    assert "D changed the same files" in again["per_sandbox"]["B"]["message"]
+    assert ws.repo.head("D") == new_d and ws.repo.head("B") == before["B"]
 
-    third = ws.merge(["B"])  # B now conflicts with the D that took A's change
-    assert third["outcome"] == "conflict"
-    assert [(c["sandboxes"], c["kind"]) for c in third["conflicts"]] == [(["D", "B"], "content")]
-    assert "D changed the same files" in third["per_sandbox"]["B"]["message"]
+
+def test_a_drop_conflicting_with_d_is_held_while_its_sandboxs_other_drop_merges(ws: Workspace) -> None:
+    ws.land("A", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x  # A\n")}))
+    ws.land("B", "calc", changed(CALC, {"calc/core.py": CORE.replace("return x\n", "return x  # B\n")}))
+    ws.land("B", "strings", STRINGS)
+    assert ws.merge(["A"])["outcome"] == "merged"
+    d1 = ws.repo.head("D")
+
+    report = ws.merge(["B"])
+
+    assert report["outcome"] == "partially merged", report["message"]
+    assert [d["project"] for d in report["drops"]["merged"]] == ["strings"]
+    (held,) = report["drops"]["held"]
+    assert held["project"] == "calc" and "D changed calc since sandbox B branched" in held["reason"]
+    assert ws.repo.head("D") != d1
+    assert "strings" in ws.repo.git.out("ls-tree", "--name-only", f"{ws.repo.head('D')}:projects").split()
+    assert report["per_sandbox"]["B"]["status"] == "partially merged"
 
 
 def test_modify_delete_conflict_kind(ws: Workspace) -> None:
-    ws.land("A", "greet", changed(GREET, {"greet.py": "def hello(name):\n    return 'hi ' + name\n"}))
+    ws.land("A", "greet", changed(GREET, {"greet.py": "def hello(name):\n    return 'hello ' + name\n"}))
     ws.land("B", "greet", changed(GREET, {"greet.py": None, "tests/test_greet.py": None,
                                           "README.md": "retired\n"}))
     d0 = ws.repo.head("D")
     report = ws.merge(["A", "B"])
-    assert report["outcome"] == "conflict"
     kinds = {(c["path"], c["kind"]) for c in report["conflicts"]}
     assert ("projects/greet/greet.py", "modify/delete") in kinds
-    assert ws.repo.head("D") == d0
+    # A's drop landed first and merges; B's retirement of greet is held
+    assert report["outcome"] == "partially merged" and ws.repo.head("D") != d0
+    assert [d["sandbox"] for d in report["drops"]["held"]] == ["B"]
+    assert "projects/greet/greet.py" in report["per_sandbox"]["B"]["files"]
 
 
 def test_failing_drop_is_held_and_the_other_sandboxes_merge(ws: Workspace) -> None:

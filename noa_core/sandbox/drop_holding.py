@@ -114,11 +114,15 @@ def _bisect_project(steps: QueueSteps, plan: MergePlan, units: list[DropUnit], t
 
 
 def hold_failing_drops(steps: QueueSteps, plan: MergePlan, units: list[DropUnit],
-                       validation: dict[str, ProjectValidation], run_id: str) -> QueueOutcome:
-    """Hold the drops that make ``validation`` (of the whole batch) fail; build and validate the rest."""
-    outcome = QueueOutcome(QueueResult(), validation=validation)
+                       validation: dict[str, ProjectValidation], run_id: str,
+                       already_held: dict[str, HeldDrop] | None = None) -> QueueOutcome:
+    """Hold the drops that make ``validation`` fail; build and validate the rest.
+
+    ``validation`` is of the batch without ``already_held`` (drops held for conflicts).
+    """
+    outcome = QueueOutcome(QueueResult(held=dict(already_held or {})), validation=validation)
     held = outcome.result.held
-    keep = [u.key for u in units]
+    keep = [u.key for u in units if u.key not in held]
     for _round in range(len(units) + 1):
         failing = [p for p, v in outcome.validation.items() if not v.ok]
         if not failing:
