@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from noa_core.analysis.build_system import go_has_main
-from noa_core.analysis.go_files import GoTarget, built_packages, eval_build_expr, name_matches, read_header
+from noa_core.analysis.go_files import (
+    GoTarget,
+    built_packages,
+    eval_build_expr,
+    name_matches,
+    read_header,
+)
 
 LINUX = GoTarget("linux", "amd64")
 

@@ -168,9 +168,8 @@ def read_header(data: bytes) -> GoFileHeader:
 
 def name_matches(name: str, target: GoTarget) -> bool:
     """The `_GOOS`, `_GOARCH` and `_GOOS_GOARCH` file-name suffixes Go applies implicitly."""
-    stem = name[:-3] if name.endswith(".go") else name
-    if stem.endswith("_test"):
-        stem = stem[:-5]
+    stem = name.removesuffix(".go")
+    stem = stem.removesuffix("_test")
     parts = stem.split("_")[1:]
     if len(parts) >= 2 and parts[-2] in KNOWN_OS and parts[-1] in KNOWN_ARCH:
         return parts[-2] == target.goos and parts[-1] == target.goarch
