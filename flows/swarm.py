@@ -40,7 +40,7 @@ from prefect import flow, get_run_logger
 from noa_core.config import NoaSettings
 from noa_core.errors import BadInput
 from noa_core.observability.logs import logs_in_home
-from noa_core.results import SwarmSummary
+from noa_core.results import LanguageSwarmReport, SwarmSummary
 from noa_core.swarm.interface import CheckResult, SwarmContext, SwarmReport
 from noa_core.swarm.process_pools import DEPLOYMENTS
 from noa_core.swarm.python import PythonToolchain
@@ -116,7 +116,8 @@ def _swarm_run_name() -> str:
 
 
 async def _finish_swarm(settings: NoaSettings, language: str, run_id: str, where: dict[str, Any], project: str,
-                        ctx: SwarmContext, results: Sequence[CheckResult] | SwarmReport, t0: float) -> dict[str, Any]:
+                        ctx: SwarmContext, results: Sequence[CheckResult] | SwarmReport,
+                        t0: float) -> LanguageSwarmReport:
     report = results if isinstance(results, SwarmReport) else SwarmReport.of(language, list(results), agent=ctx.agent)
     report = SwarmReport(language=report.language, status=report.status, results=report.results,
                          reason=report.reason, seconds=round(time.perf_counter() - t0, 3), agent=ctx.agent,
@@ -127,7 +128,7 @@ async def _finish_swarm(settings: NoaSettings, language: str, run_id: str, where
     await asyncio.to_thread(hive_of(settings).put_report, run_id, f"{language}-swarm", project,
                             ctx.content_hash or "", payload)
     get_run_logger().info("%s swarm: %s in %.1f s", language, report.status, report.seconds)
-    return payload
+    return LanguageSwarmReport.model_validate(payload)
 
 
 # ------------------------------------------------------------------------ language swarms
@@ -150,7 +151,7 @@ async def _python_tests(ctx: SwarmContext, tree: str) -> dict[str, Any]:
 
 @flow(name="python_swarm", flow_run_name=_swarm_run_name, log_prints=False)
 async def python_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
-                       reuse: bool = True) -> dict[str, Any]:
+                       reuse: bool = True) -> LanguageSwarmReport:
     """Python swarm: pytest sharded over ``shards`` agents (each isolated) and ruff, at once."""
     t0 = time.perf_counter()
     settings = _settings(home)
@@ -172,8 +173,8 @@ async def python_swarm(project_dir: str, shards: int = 2, home: str | None = Non
 
 
 async def _native_swarm(language: str, agent_task: Any, project_dir: str, home: str | None,
-                        project: str | None, reuse: bool) -> dict[str, Any]:
-    """The Rust and Go swarms: one agent task runs the toolchain's checks, isolated."""
+                        project: str | None, reuse: bool) -> LanguageSwarmReport:
+    """The Rust, Go and JavaScript swarms: one agent task runs the toolchain's checks, isolated."""
     t0 = time.perf_counter()
     settings = _settings(home)
     tree = _tree(project_dir)
@@ -188,21 +189,21 @@ async def _native_swarm(language: str, agent_task: Any, project_dir: str, home: 
 
 @flow(name="rust_swarm", flow_run_name=_swarm_run_name, log_prints=False)
 async def rust_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
-                     reuse: bool = True) -> dict[str, Any]:
+                     reuse: bool = True) -> LanguageSwarmReport:
     """Rust swarm: cargo check, clippy and test, --offline and isolated."""
     return await _native_swarm("rust", rust_agent_task, project_dir, home, project, reuse)
 
 
 @flow(name="go_swarm", flow_run_name=_swarm_run_name, log_prints=False)
 async def go_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
-                   reuse: bool = True) -> dict[str, Any]:
+                   reuse: bool = True) -> LanguageSwarmReport:
     """Go swarm: go vet, go test and the benchmarks (go test -bench), isolated."""
     return await _native_swarm("go", go_agent_task, project_dir, home, project, reuse)
 
 
 @flow(name="javascript_swarm", flow_run_name=_swarm_run_name, log_prints=False)
 async def javascript_swarm(project_dir: str, shards: int = 2, home: str | None = None, project: str | None = None,
-                           reuse: bool = True) -> dict[str, Any]:
+                           reuse: bool = True) -> LanguageSwarmReport:
     """JavaScript swarm: npm test with the project's own node_modules, isolated and offline."""
     return await _native_swarm("javascript", javascript_agent_task, project_dir, home, project, reuse)
 
@@ -218,7 +219,7 @@ async def _embedded(language: str, params: dict[str, Any]) -> SwarmReport:
         payload = await SWARM_FLOWS[language](**params)
     except Exception as exc:  # one swarm failing must not sink the others
         return crashed_report(language, f"{language} swarm crashed: {type(exc).__name__}: {exc}", mode="embedded")
-    return SwarmReport.from_dict(payload).with_extra(mode="embedded")
+    return SwarmReport.from_dict(payload.to_json()).with_extra(mode="embedded")
 
 
 async def _docker_run(language: str, params: dict[str, Any], settings: NoaSettings,

@@ -17,6 +17,7 @@ flow                     returns               what it does
 code_drop                DropReport            fetch, analyse, score, adapt, sandbox, validate
 sandbox_merge            MergeReport           merge sandboxes into D; failing drops stay held
 swarm                    SwarmSummary          the project's checks by language swarms, sharded
+python_swarm, rust_...   LanguageSwarmReport   one language swarm (also go_swarm, javascript_swarm)
 unified_workflow         WorkflowReport        the seven stages behind their gates
 noa_pipeline             PipelineReport        drop -> merge -> swarm -> seven stages -> deploy
 cicd_pipeline            CicdReport            one commit: validate, build, test, deploy, monitor
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
         staging_stage,
         testing_stage,
     )
-    from flows.swarm import swarm
+    from flows.swarm import go_swarm, javascript_swarm, python_swarm, rust_swarm, swarm
     from flows.unified_workflow import unified_workflow
     from flows.workspace import workspace_maintenance
     from noa_core.results import (
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
         ErrorHandlingReport,
         FlowResult,
         ForgetReport,
+        LanguageSwarmReport,
         MergeReport,
         PipelineReport,
         RestoreReport,
@@ -107,6 +109,7 @@ if TYPE_CHECKING:
 #: public name -> the module that defines it
 _FLOWS: dict[str, str] = {
     "code_drop": "flows.code_drop", "sandbox_merge": "flows.sandbox_merge", "swarm": "flows.swarm",
+    **{f"{lang}_swarm": "flows.swarm" for lang in ("python", "rust", "go", "javascript")},
     "unified_workflow": "flows.unified_workflow", "noa_pipeline": "flows.pipeline", "run_pipeline": "flows.pipeline",
     "cicd_pipeline": "flows.cicd_pipeline", "deploy": "flows.deploy", "rollback": "flows.deploy",
     "backup": "flows.backup", "restore": "flows.backup", "verify": "flows.backup", "cleanup": "flows.backup",
@@ -117,13 +120,13 @@ _FLOWS: dict[str, str] = {
 }
 __all__ = [
     "AnalyzerStatus", "BackupReport", "CicdReport", "CleanupReport", "DeployReport", "DropReport",
-    "ErrorHandlingReport", "FlowResult", "ForgetReport", "MergeReport", "PipelineReport", "RestoreReport",
-    "RollbackReport", "StageReport", "SwarmSummary", "SwitchReport", "TestsSummary", "VerifyReport", "WorkflowReport",
-    "WorkspaceReport", "analysis_stage", "app_switch", "backup", "build_stage", "cicd_pipeline",
-    "cleanup", "code_drop", "deploy", "error_handling", "forget", "noa_pipeline",
-    "performance_stage", "production_stage", "restore", "rollback", "run_in_process", "run_pipeline",
-    "sandbox_merge", "security_stage", "staging_stage", "swarm", "testing_stage", "unified_workflow",
-    "verify", "workspace_maintenance",
+    "ErrorHandlingReport", "FlowResult", "ForgetReport", "LanguageSwarmReport", "MergeReport", "PipelineReport",
+    "RestoreReport", "RollbackReport", "StageReport", "SwarmSummary", "SwitchReport", "TestsSummary",
+    "VerifyReport", "WorkflowReport", "WorkspaceReport", "analysis_stage", "app_switch", "backup", "build_stage",
+    "cicd_pipeline", "cleanup", "code_drop", "deploy", "error_handling", "forget", "go_swarm", "javascript_swarm",
+    "noa_pipeline", "performance_stage", "production_stage", "python_swarm", "restore", "rollback",
+    "run_in_process", "run_pipeline", "rust_swarm", "sandbox_merge", "security_stage", "staging_stage", "swarm",
+    "testing_stage", "unified_workflow", "verify", "workspace_maintenance",
 ]
 _RESULTS = frozenset(__all__) - set(_FLOWS)
 

@@ -246,3 +246,21 @@ def test_killed_worker_run_is_crashed_resubmitted_and_reuses_finished_work(prefe
     assert lint["cached"]  # finished before the kill: reused, not redone
     assert not tests["cached"] and tests["status"] == "ok"
     assert tests["counts"]["passed"] == 4 and tests["counts"]["failed"] == 0  # counted once
+
+
+def test_a_language_swarm_called_from_python_returns_its_typed_report(prefect_api_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    import noa
+
+    tree = write_tree(tmp_path / "go-module", TINY_GO)
+    report = asyncio.run(noa.go_swarm(project_dir=str(tree), home=str(tmp_path / "home")))
+
+    assert isinstance(report, noa.LanguageSwarmReport) and report.language == "go"
+    test = next(r for r in report.results if r["check"] == "test")
+    if find_go():
+        assert report.status == "ok" and test["counts"]["passed"] == 1, report.results
+        assert report.counts is not None and report.counts["passed"] == 1
+    else:
+        assert report.status == "skipped" and test["reason"] == "go not installed"
+    assert report.extra["flow_run_id"] and report.seconds > 0

@@ -34,7 +34,7 @@ from noa_core.results.stages import (
     StageReport,
     WorkflowReport,
 )
-from noa_core.results.swarm import SwarmSummary
+from noa_core.results.swarm import LanguageSwarmReport, SwarmSummary
 from noa_core.results.workspace import WorkspaceReport
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "FlowResult",
     "ForgetReport",
     "GateReport",
+    "LanguageSwarmReport",
     "MergeReport",
     "PipelineReport",
     "PruneReport",

@@ -1,9 +1,11 @@
-"""``swarm``'s result: :class:`SwarmSummary` (what ``noa swarm run --json`` prints and
-``NOA_HOME/reports/swarm-<run>.json`` holds).
+"""The swarms' results: :class:`SwarmSummary` of the ``swarm`` flow (what ``noa swarm run
+--json`` prints and ``NOA_HOME/reports/swarm-<run>.json`` holds) and
+:class:`LanguageSwarmReport` of each language swarm flow (``python_swarm``, ``rust_swarm``,
+``go_swarm``, ``javascript_swarm``: what a run of their deployments returns).
 
-Each language swarm's own report stays the frozen dataclass
+Inside, a language swarm's report is the frozen dataclass
 :class:`noa_core.swarm.interface.SwarmReport`; the master flow aggregates them
-(:func:`noa_core.swarm.summary.aggregate_reports`) into this summary, validated at the flow edge.
+(:func:`noa_core.swarm.summary.aggregate_reports`) into the summary, validated at the flow edge.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pydantic import ConfigDict, Field
 
 from noa_core.results.base import FlowResult
 
-__all__ = ["SwarmSummary"]
+__all__ = ["LanguageSwarmReport", "SwarmSummary"]
 
 
 class SwarmSummary(FlowResult):
@@ -41,3 +43,19 @@ class SwarmSummary(FlowResult):
                                                                    "figures after")
     seconds: float = Field(0.0, description="wall time")
     report_path: str | None = Field(None, description="NOA_HOME/reports/swarm-<run>.json")
+
+
+class LanguageSwarmReport(FlowResult):
+    """One language swarm's work on one project: its checks (tests, lint, build checks) and their status."""
+
+    language: str = Field(description="python, rust, go or javascript")
+    status: str = Field(description="ok, failed, error or skipped: the worst of its checks' statuses")
+    reason: str = Field("", description="why it was skipped or could not run (empty when it ran)")
+    seconds: float = Field(0.0, description="wall time of the swarm flow run")
+    agent: str = Field("", description="the agent that ran it (flow name / run id)")
+    extra: dict[str, Any] = Field(default_factory=dict, description="where it ran: flow run, worker, work pool, "
+                                                                   "content hash")
+    counts: dict[str, Any] | None = Field(None, description="test counts of its checks together: passed, failed, "
+                                                            "errors, skipped, summary_line (None: no tests ran)")
+    results: list[dict[str, Any]] = Field(default_factory=list,
+                                          description="each check: name, status, reason, counts, seconds, log")
