@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ _MACHINE_TO_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "
 _SKIPPED_DIRS = ("testdata", "vendor")
 _PACKAGE = re.compile(rb"^package\s+([A-Za-z_][A-Za-z0-9_]*)")
 _TOKEN = re.compile(r"\s*(\(|\)|!|&&|\|\||[A-Za-z0-9_.]+)")
+_Parser = Callable[[list[str], "GoTarget"], tuple[bool, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,22 @@ def eval_build_expr(expr: str, target: GoTarget) -> bool:
     return value
 
 
-def _or(tokens: list[str], target: GoTarget) -> tuple[bool, list[str]]:
-    value, tokens = _and(tokens, target)
-    while tokens and tokens[0] == "||":
-        right, tokens = _and(tokens[1:], target)
-        value = value or right
+def _chain(tokens: list[str], target: GoTarget, op: str, operand: _Parser,
+           combine: Callable[[bool, bool], bool]) -> tuple[bool, list[str]]:
+    """``operand (op operand)*``, left to right (every operand is parsed: syntax errors surface)."""
+    value, tokens = operand(tokens, target)
+    while tokens and tokens[0] == op:
+        right, tokens = operand(tokens[1:], target)
+        value = combine(value, right)
     return value, tokens
+
+
+def _or(tokens: list[str], target: GoTarget) -> tuple[bool, list[str]]:
+    return _chain(tokens, target, "||", _and, lambda a, b: a or b)
 
 
 def _and(tokens: list[str], target: GoTarget) -> tuple[bool, list[str]]:
-    value, tokens = _not(tokens, target)
-    while tokens and tokens[0] == "&&":
-        right, tokens = _not(tokens[1:], target)
-        value = value and right
-    return value, tokens
+    return _chain(tokens, target, "&&", _not, lambda a, b: a and b)
 
 
 def _not(tokens: list[str], target: GoTarget) -> tuple[bool, list[str]]:
