@@ -743,3 +743,26 @@ def test_a_dependency_group_cycle_is_noted_not_followed_forever(tmp_path: Path) 
     d = read_declared(tree)
     assert d.requirements == ("pytest", "hypothesis")
     assert has_note(d, "cycle")
+
+
+def test_requirement_files_kept_per_python_version_only_the_fitting_one_is_read(tmp_path: Path) -> None:
+    # wcwidth 0.2.13 ships pip-compiled pins per Python (coverage 5.5 for 3.6/3.7 has no wheel for 3.11)
+    tree = project(tmp_path, {
+        "setup.py": "from setuptools import setup\nsetup(name='wide', version='1')\n",
+        "requirements-tests36.txt": "coverage[toml]==5.5\npytest==6.2.5\n",
+        "requirements-tests37.txt": "coverage[toml]==5.5\npytest==7.0.1\n",
+        "requirements-tests39.txt": "coverage[toml]==7.4.0\npytest==8.0.0\n",
+        "requirements-develop.txt": "pytest-cov==4.1.0\n",
+    })
+    on_311 = read_declared(tree, python=(3, 11))
+    assert sorted(on_311.requirements) == ["coverage[toml]==7.4.0", "pytest-cov==4.1.0", "pytest==8.0.0"]
+    assert has_note(on_311, "requirements-tests36.txt", "kept for Python 3.6", "this environment: 3.11")
+    assert not any("requirements-tests39.txt" in n for n in on_311.notes)
+    on_37 = read_declared(tree, python=(3, 7))
+    assert "pytest==7.0.1" in on_37.requirements and "pytest==8.0.0" not in on_37.requirements
+
+
+def test_a_requirement_file_for_a_newer_python_only_is_not_read(tmp_path: Path) -> None:
+    tree = project(tmp_path, {"requirements-test-py313.txt": "pytest==9.0.0\n", "requirements-dev.txt": "pytest\n"})
+    d = read_declared(tree, python=(3, 11))
+    assert d.requirements == ("pytest",) and has_note(d, "requirements-test-py313.txt", "kept for Python 3.13")

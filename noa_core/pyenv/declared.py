@@ -21,6 +21,7 @@ left out is a note, never an exception.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,9 @@ from noa_core.pyenv.pyproject_meta import (
 )
 from noa_core.pyenv.requirements_txt import (
     RequirementFile,
+    left_out_for_python,
     lock_candidate_files,
+    python_version_of,
     read_requirement_file,
     requirement_files_for_tests,
 )
@@ -86,9 +89,13 @@ def test_like(name: str) -> bool:
 test_like.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
 
 
-def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> DeclaredRequirements:
-    """What ``tree`` declares (see the module docstring). Raises only :class:`NotADirectoryError`."""
+def read_declared(tree: Path, config: PythonEnvConfig | None = None,
+                  python: tuple[int, int] | None = None) -> DeclaredRequirements:
+    """What ``tree`` declares (see the module docstring) for an environment on ``python`` (major,
+    minor; default NOA's own), which picks among requirement files kept per Python version.
+    Raises only :class:`NotADirectoryError`."""
     tree = Path(tree)
+    python = python or (sys.version_info[0], sys.version_info[1])
     if not tree.is_dir():
         raise NotADirectoryError(f"not a directory: {tree}")
     config = config or PythonEnvConfig()
@@ -116,6 +123,11 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> Declared
 
     lock: LockRead | None = None
     pinned = False
+    if not config.sources:
+        for rel in left_out_for_python(tree, python):
+            found = python_version_of(rel)
+            c.note(f"{rel}: kept for Python {found[0]}.{found[1]} (this environment: {python[0]}.{python[1]}); "
+                   "not read" if found else f"{rel}: not read")
     if config.sources:
         pinned = _configured(tree, config.sources, c, select, py, cfg, spy)
     else:
@@ -125,8 +137,8 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None) -> Declared
             c.notes_from(lock.notes)
             python_requires = python_requires or lock.python_requires
             pinned = True
-        elif not _pinned_requirement_files(tree, c):
-            _merge(tree, c, py, cfg, spy)
+        elif not _pinned_requirement_files(tree, c, python):
+            _merge(tree, c, py, cfg, spy, python)
         else:
             pinned = True
             _cover_runtime(c, _runtime_parts(py, cfg, spy))
@@ -179,9 +191,9 @@ def _first_lock(tree: Path, c: Collector) -> LockRead | None:
     return None
 
 
-def _pinned_requirement_files(tree: Path, c: Collector) -> bool:
+def _pinned_requirement_files(tree: Path, c: Collector, python: tuple[int, int]) -> bool:
     """``requirements*.txt`` files that are all exact pins make a lock: used alone."""
-    candidates = lock_candidate_files(tree)
+    candidates = lock_candidate_files(tree, python)
     files: list[RequirementFile] = []
     for rel in candidates:
         try:
@@ -237,7 +249,7 @@ def _add_reading(c: Collector, reading: Reading) -> None:
     c.notes_from(reading.notes)
 
 
-def _merge(tree: Path, c: Collector, py: Reading, cfg: Reading, spy: Reading) -> None:
+def _merge(tree: Path, c: Collector, py: Reading, cfg: Reading, spy: Reading, python: tuple[int, int]) -> None:
     """No lock: every declaration, in the order of trust."""
     _add_reading(c, py)
     # setuptools reads setup.cfg / setup.py requirements only when pyproject does not state them
@@ -253,7 +265,7 @@ def _merge(tree: Path, c: Collector, py: Reading, cfg: Reading, spy: Reading) ->
     runtime_declared = py.runtime_declared or cfg.runtime_declared or spy.runtime_declared
     if not runtime_declared and exists(tree, "requirements.txt"):
         _requirement_file(tree, c, "requirements.txt")
-    for rel in requirement_files_for_tests(tree):
+    for rel in requirement_files_for_tests(tree, python):
         _requirement_file(tree, c, rel)
     _add_reading(c, read_tox_ini(tree))
 

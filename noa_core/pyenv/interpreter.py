@@ -33,6 +33,12 @@ class Interpreter:
     prefix: Path
 
     @property
+    def major_minor(self) -> tuple[int, int]:
+        """(3, 11) for 3.11.7."""
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
     def tag(self) -> str:
         """``cpython-3.11.7``: part of every environment's key."""
         return f"cpython-{self.version}"

@@ -211,16 +211,16 @@ def prepare_python_env(tree: Path, *, home: Path, limits: ExecLimits, config: An
     layout = PyenvLayout.for_home(home)
     t0 = time.perf_counter()
     try:
-        declared = read_declared(Path(tree), config)
+        interpreter = base_interpreter()
+        uv = find_uv()
+    except InterpreterError as exc:
+        return _unknown(str(exc), None, timings)
+    try:
+        declared = read_declared(Path(tree), config, python=interpreter.major_minor)
     except (OSError, ValueError) as exc:
         return _unknown(f"cannot read the project's requirements: {exc}", None, timings)
     timings["read"] = time.perf_counter() - t0
     notes = tuple(declared.notes)
-    try:
-        interpreter = base_interpreter()
-        uv = find_uv()
-    except InterpreterError as exc:
-        return _unknown(str(exc), declared, timings, notes)
     unsupported = python_supported(declared.python_requires, interpreter)
     if unsupported:
         return _unknown(unsupported, declared, timings, notes)

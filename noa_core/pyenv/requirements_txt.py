@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,8 @@ _TEST_FILE = re.compile(
     r")$",
     re.IGNORECASE,
 )
+#: a Python version at the end of a file's stem: ...39, ...-py310, ..._3.8 (3.x only)
+_PY_SUFFIX = re.compile(r"(?:(?<=[A-Za-z_-])|(?<=py))3\.?(\d{1,2})$", re.IGNORECASE)
 _UNWANTED_TOKENS = frozenset({"min", "minimum", "minimal", "oldest", "lowest", "mindeps"})
 #: Files that could make up a pinned ``requirements*.txt`` lock (docs files left out).
 _LOCK_CANDIDATE = re.compile(r"^(?:requirements[^/]*\.txt|requirements/[^/]+\.txt)$", re.IGNORECASE)
@@ -202,13 +205,50 @@ def _unwanted(rel: str) -> bool:
     return bool(set(re.split(r"[-_.]", stem)) & _UNWANTED_TOKENS) or "doc" in stem
 
 
-def requirement_files_for_tests(tree: Path) -> list[str]:
-    """Test / development requirement files of the tree, sorted."""
-    return [rel for rel in _listing(tree) if _TEST_FILE.match(rel) and not _unwanted(rel)]
+def python_version_of(rel: str) -> tuple[int, int] | None:
+    """The Python a requirement file is for, when its name says so: ``requirements-tests39.txt``,
+    ``requirements-py310.txt``, ``test-requirements-3.8.txt`` -> (3, 9), (3, 10), (3, 8)."""
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0] if rel.lower().endswith(".txt") else rel.rsplit("/", 1)[-1]
+    m = _PY_SUFFIX.search(stem)
+    return (3, int(m.group(1))) if m else None
 
 
-def lock_candidate_files(tree: Path) -> list[str]:
-    """``requirements*.txt`` and ``requirements/*.txt`` (documentation files left out), runtime first."""
+def for_python(files: list[str], python: tuple[int, int]) -> tuple[list[str], list[str]]:
+    """(files to read, files left out) for an environment on ``python``.
+
+    Projects that pin per Python version (one compiled file per version) keep a set of
+    files that conflict with each other; the one for the newest version not above
+    ``python`` is the one its own CI would use there. Files without a version all stay.
+    """
+    versions = {rel: python_version_of(rel) for rel in files}
+    fitting = [v for v in versions.values() if v is not None and v <= python]
+    chosen = max(fitting) if fitting else None
+    keep = [rel for rel in files if versions[rel] is None or versions[rel] == chosen]
+    return keep, [rel for rel in files if rel not in keep]
+
+
+def requirement_files_for_tests(tree: Path, python: tuple[int, int] | None = None) -> list[str]:
+    """Test / development requirement files of the tree, sorted (only those for ``python`` where
+    files are kept per Python version; default: NOA's own Python)."""
+    found = [rel for rel in _listing(tree) if _TEST_FILE.match(rel) and not _unwanted(rel)]
+    return for_python(found, python or _our_python())[0]
+
+
+def lock_candidate_files(tree: Path, python: tuple[int, int] | None = None) -> list[str]:
+    """``requirements*.txt`` and ``requirements/*.txt`` (documentation files left out; only those for
+    ``python`` where files are kept per Python version), runtime first."""
     found = [rel for rel in _listing(tree) if _LOCK_CANDIDATE.match(rel) and not _unwanted(rel)]
+    found = for_python(found, python or _our_python())[0]
     return sorted(found, key=lambda rel: (rel != "requirements.txt", bool(_TEST_FILE.match(rel)), rel))
+
+
+def left_out_for_python(tree: Path, python: tuple[int, int]) -> list[str]:
+    """Requirement files kept for another Python version than ``python`` (not read)."""
+    found = [rel for rel in _listing(tree) if (_LOCK_CANDIDATE.match(rel) or _TEST_FILE.match(rel))
+             and not _unwanted(rel)]
+    return for_python(found, python)[1]
+
+
+def _our_python() -> tuple[int, int]:
+    return (sys.version_info[0], sys.version_info[1])
 
