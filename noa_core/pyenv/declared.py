@@ -51,7 +51,6 @@ from noa_core.pyenv.requirements_txt import (
     RequirementFile,
     left_out_for_python,
     lock_candidate_files,
-    python_version_of,
     read_requirement_file,
     requirement_files_for_tests,
 )
@@ -124,10 +123,8 @@ def read_declared(tree: Path, config: PythonEnvConfig | None = None,
     lock: LockRead | None = None
     pinned = False
     if not config.sources:
-        for rel in left_out_for_python(tree, python):
-            found = python_version_of(rel)
-            c.note(f"{rel}: kept for Python {found[0]}.{found[1]} (this environment: {python[0]}.{python[1]}); "
-                   "not read" if found else f"{rel}: not read")
+        for rel, (major, minor) in left_out_for_python(tree, python):
+            c.note(f"{rel}: kept for Python {major}.{minor} (this environment: {python[0]}.{python[1]}); not read")
     if config.sources:
         pinned = _configured(tree, config.sources, c, select, py, cfg, spy)
     else:

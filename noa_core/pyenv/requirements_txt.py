@@ -208,8 +208,8 @@ def _unwanted(rel: str) -> bool:
 def python_version_of(rel: str) -> tuple[int, int] | None:
     """The Python a requirement file is for, when its name says so: ``requirements-tests39.txt``,
     ``requirements-py310.txt``, ``test-requirements-3.8.txt`` -> (3, 9), (3, 10), (3, 8)."""
-    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0] if rel.lower().endswith(".txt") else rel.rsplit("/", 1)[-1]
-    m = _PY_SUFFIX.search(stem)
+    name = posixpath.basename(rel)
+    m = _PY_SUFFIX.search(name[:-4] if name.lower().endswith(".txt") else name)
     return (3, int(m.group(1))) if m else None
 
 
@@ -242,11 +242,11 @@ def lock_candidate_files(tree: Path, python: tuple[int, int] | None = None) -> l
     return sorted(found, key=lambda rel: (rel != "requirements.txt", bool(_TEST_FILE.match(rel)), rel))
 
 
-def left_out_for_python(tree: Path, python: tuple[int, int]) -> list[str]:
-    """Requirement files kept for another Python version than ``python`` (not read)."""
+def left_out_for_python(tree: Path, python: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """Requirement files kept for another Python version than ``python`` (not read), with that version."""
     found = [rel for rel in _listing(tree) if (_LOCK_CANDIDATE.match(rel) or _TEST_FILE.match(rel))
              and not _unwanted(rel)]
-    return for_python(found, python)[1]
+    return [(rel, version) for rel in for_python(found, python)[1] if (version := python_version_of(rel))]
 
 
 def _our_python() -> tuple[int, int]:
