@@ -249,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {o.name:<20} {o.language:<11} {o.verdict or 'error':<8} {o.seconds:6.1f} s  {state}",
               file=sys.stderr)
 
-    outcomes = check(projects, home, on_result=progress)
+    try:
+        outcomes = check(projects, home, on_result=progress)
+    finally:  # the runs started the workspace's embedded Prefect server; it is not left running
+        subprocess.run([sys.executable, "-m", "noa_core.cli", "prefect", "stop", "--home", str(home)],
+                       env=noa_env(), capture_output=True, check=False, timeout=120)
     table = markdown_table(outcomes)
     print(table)
     if args.markdown:
