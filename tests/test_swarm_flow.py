@@ -248,6 +248,7 @@ def test_killed_worker_run_is_crashed_resubmitted_and_reuses_finished_work(prefe
     assert tests["counts"]["passed"] == 4 and tests["counts"]["failed"] == 0  # counted once
 
 
+@pytest.mark.slow
 def test_a_language_swarm_called_from_python_returns_its_typed_report(prefect_api_url: str, tmp_path: Path) -> None:
     import asyncio
 
