@@ -120,7 +120,7 @@ def _not(tokens: list[str], target: GoTarget) -> tuple[bool, list[str]]:
     return target.satisfies(head), tokens[1:]
 
 
-def _plus_build(lines: list[str], target: GoTarget) -> bool:
+def _plus_build(lines: tuple[str, ...], target: GoTarget) -> bool:
     """Old-style `// +build` lines: spaces are OR, commas AND, `!` negates; lines are ANDed."""
     for line in lines:
         options = line.split()
@@ -190,7 +190,7 @@ def header_matches(header: GoFileHeader, target: GoTarget) -> bool:
             return eval_build_expr(header.build_expr, target)
         except BuildExprError:
             return True  # go itself would refuse the file; let the build say so
-    return _plus_build(list(header.plus_build), target)
+    return _plus_build(header.plus_build, target)
 
 
 def _walked_by_go(rel: Path) -> bool:

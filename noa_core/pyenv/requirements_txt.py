@@ -12,7 +12,6 @@ import os
 import posixpath
 import re
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,18 +226,18 @@ def for_python(files: list[str], python: tuple[int, int]) -> tuple[list[str], li
     return keep, [rel for rel in files if rel not in keep]
 
 
-def requirement_files_for_tests(tree: Path, python: tuple[int, int] | None = None) -> list[str]:
+def requirement_files_for_tests(tree: Path, python: tuple[int, int]) -> list[str]:
     """Test / development requirement files of the tree, sorted (only those for ``python`` where
-    files are kept per Python version; default: NOA's own Python)."""
+    files are kept per Python version)."""
     found = [rel for rel in _listing(tree) if _TEST_FILE.match(rel) and not _unwanted(rel)]
-    return for_python(found, python or _our_python())[0]
+    return for_python(found, python)[0]
 
 
-def lock_candidate_files(tree: Path, python: tuple[int, int] | None = None) -> list[str]:
+def lock_candidate_files(tree: Path, python: tuple[int, int]) -> list[str]:
     """``requirements*.txt`` and ``requirements/*.txt`` (documentation files left out; only those for
     ``python`` where files are kept per Python version), runtime first."""
     found = [rel for rel in _listing(tree) if _LOCK_CANDIDATE.match(rel) and not _unwanted(rel)]
-    found = for_python(found, python or _our_python())[0]
+    found = for_python(found, python)[0]
     return sorted(found, key=lambda rel: (rel != "requirements.txt", bool(_TEST_FILE.match(rel)), rel))
 
 
@@ -247,8 +246,3 @@ def left_out_for_python(tree: Path, python: tuple[int, int]) -> list[tuple[str, 
     found = [rel for rel in _listing(tree) if (_LOCK_CANDIDATE.match(rel) or _TEST_FILE.match(rel))
              and not _unwanted(rel)]
     return [(rel, version) for rel in for_python(found, python)[1] if (version := python_version_of(rel))]
-
-
-def _our_python() -> tuple[int, int]:
-    return (sys.version_info[0], sys.version_info[1])
-
